@@ -1,0 +1,91 @@
+"""Loading the data the model learns from and is measured on.
+
+Paths come from arguments or environment variables, never from the code:
+`MNIST_PATH` (an .npz with the four Keras arrays) and `PEN_DIGITS_PATH` (the
+UNIPEN-derived pen trajectories, JSON lines, gzip). Without MNIST_PATH the
+normal Keras download is used, as on a user's machine.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .preprocessing import preprocess_rgba
+from .strokes import CanvasParams, random_canvas_params, render_strokes
+
+MNIST_PATH_ENV = "MNIST_PATH"
+PEN_DIGITS_PATH_ENV = "PEN_DIGITS_PATH"
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_mnist(path: str | os.PathLike | None = None):
+    """MNIST as ((x_train, y_train), (x_test, y_test)), x float32 in [0, 1].
+
+    `path` or $MNIST_PATH names a local .npz; otherwise Keras downloads it.
+    """
+    path = path or os.environ.get(MNIST_PATH_ENV)
+    if path:
+        with np.load(path) as data:
+            arrays = (data["x_train"], data["y_train"], data["x_test"], data["y_test"])
+    else:
+        import keras  # deferred: only this fallback needs it
+        (x_tr, y_tr), (x_te, y_te) = keras.datasets.mnist.load_data()
+        arrays = (x_tr, y_tr, x_te, y_te)
+    x_train, y_train, x_test, y_test = arrays
+    return ((x_train.astype(np.float32) / 255.0, y_train.astype(np.int64)),
+            (x_test.astype(np.float32) / 255.0, y_test.astype(np.int64)))
+
+
+@dataclass(frozen=True)
+class PenDigit:
+    label: int
+    writer_group: str
+    strokes: list
+
+
+def load_pen_digits(path: str | os.PathLike | None = None) -> list[PenDigit]:
+    """The pen-trajectory digits from `path` or $PEN_DIGITS_PATH."""
+    path = path or os.environ.get(PEN_DIGITS_PATH_ENV)
+    if not path:
+        raise FileNotFoundError(
+            f"no pen digits file: pass a path or set ${PEN_DIGITS_PATH_ENV}")
+    opener = gzip.open if str(path).endswith(".gz") else open
+    digits = []
+    with opener(path, "rt", encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                record = json.loads(line)
+                digits.append(PenDigit(int(record["label"]), str(record["writer_group"]),
+                                       record["strokes"]))
+    return digits
+
+
+def render_pen_digits(digits, rng: np.random.Generator, renders_per_digit: int = 1,
+                      canvas_px: tuple[int, int] = (112, 224)):
+    """Render each pen digit as canvas drawings and preprocess them.
+
+    Returns (x, y): x float32 (N, 28, 28) exactly as the server would see the
+    drawings. Canvases are smaller than the page's by default because the
+    preprocessing is size-invariant (tested) and small canvases render faster.
+    """
+    images, labels = [], []
+    for digit in digits:
+        for _ in range(renders_per_digit):
+            params = random_canvas_params(rng, canvas_px=canvas_px)
+            rgba = np.asarray(render_strokes(digit.strokes, params), dtype=np.float32) / 255.0
+            images.append(preprocess_rgba(rgba))
+            labels.append(digit.label)
+    return np.stack(images).astype(np.float32), np.asarray(labels, dtype=np.int64)

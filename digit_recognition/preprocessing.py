@@ -1,0 +1,120 @@
+"""Turn any canvas drawing into what an MNIST digit looks like.
+
+MNIST digits are white ink on black, size-normalised to fit a 20x20 box with
+their aspect ratio kept, then placed in a 28x28 frame so that their centre of
+mass is at the centre. A canvas drawing is none of that: any size, anywhere,
+any colour, on a transparent or opaque background. `preprocess_drawing` is the
+one function that bridges the two; the server, the notebooks, training on pen
+data and the tests all call it, so what the model trained on and what it is
+shown in production cannot drift apart.
+"""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from .errors import EmptyDrawingError
+from .imaging import DEFAULT_MAX_PIXELS, decode_drawing
+
+MNIST_SIZE = 28
+DIGIT_BOX = 20  # MNIST fits each digit into 20x20 before centring it in 28x28
+# Contrast between ink and background below which the canvas counts as empty.
+MIN_INK_CONTRAST = 0.1
+# Pixels fainter than this fraction of the strongest ink are anti-aliasing or
+# noise, not part of the digit's bounding box.
+BBOX_THRESHOLD = 0.1
+
+
+def _border_pixels(rgba: np.ndarray) -> np.ndarray:
+    return np.concatenate([rgba[0], rgba[-1], rgba[1:-1, 0], rgba[1:-1, -1]])
+
+
+def ink_map(rgba: np.ndarray) -> np.ndarray:
+    """Ink strength in [0, 1] per pixel, whatever the colours and background.
+
+    The background is what the border of the canvas mostly shows. On a
+    transparent background the ink is the alpha channel, whatever its colour.
+    On an opaque one, the image is composited onto that background colour and
+    the ink is the colour distance from it, which covers dark-on-light,
+    light-on-dark and coloured strokes alike. Returned unnormalised: 1.0 means
+    maximal contrast.
+    """
+    if rgba.ndim != 3 or rgba.shape[2] != 4:
+        raise ValueError(f"expected an RGBA array (H, W, 4), got shape {rgba.shape}")
+    border = _border_pixels(rgba)
+    alpha = rgba[..., 3]
+    if np.median(border[:, 3]) < 0.5:
+        return alpha.astype(np.float32, copy=True)
+    opaque_border = border[border[:, 3] >= 0.5]
+    background = np.median(opaque_border[:, :3], axis=0)
+    composited = rgba[..., :3] * alpha[..., None] + background * (1.0 - alpha[..., None])
+    distance = np.sqrt(np.sum((composited - background) ** 2, axis=-1))
+    # Normalise so pure black on pure white (or the reverse) is 1.
+    largest_possible = np.sqrt(np.sum(np.maximum(background, 1.0 - background) ** 2))
+    return (distance / max(largest_possible, 1e-6)).astype(np.float32)
+
+
+def _fit_into_box(ink: np.ndarray, box: int) -> np.ndarray:
+    """Resize so the longer side is `box` pixels, keeping the aspect ratio."""
+    height, width = ink.shape
+    scale = box / max(height, width)
+    new_h = max(1, int(round(height * scale)))
+    new_w = max(1, int(round(width * scale)))
+    # Pillow's resampling widens its filter when shrinking, so thin strokes on a
+    # large canvas are averaged, not skipped (no aliasing).
+    resized = Image.fromarray(ink, mode="F").resize((new_w, new_h), Image.Resampling.BILINEAR)
+    return np.asarray(resized, dtype=np.float32)
+
+
+def _place_by_centre_of_mass(digit: np.ndarray, size: int) -> np.ndarray:
+    """Paste `digit` into a size x size frame with its centre of mass centred."""
+    height, width = digit.shape
+    total = float(digit.sum())
+    rows, cols = np.indices(digit.shape)
+    com_y = float((rows * digit).sum() / total)
+    com_x = float((cols * digit).sum() / total)
+    top = int(round(size / 2 - 0.5 - com_y))
+    left = int(round(size / 2 - 0.5 - com_x))
+    # Keep the whole digit in frame even when its mass is lopsided.
+    top = min(max(top, 0), size - height)
+    left = min(max(left, 0), size - width)
+    frame = np.zeros((size, size), dtype=np.float32)
+    frame[top:top + height, left:left + width] = digit
+    return frame
+
+
+def normalize_ink(ink: np.ndarray) -> np.ndarray:
+    """An ink map -> 28x28 float32 in [0, 1], MNIST's framing.
+
+    Raises EmptyDrawingError when nothing is drawn.
+    """
+    strongest = float(ink.max(initial=0.0))
+    if not np.isfinite(strongest) or strongest < MIN_INK_CONTRAST:
+        raise EmptyDrawingError("the drawing is empty: draw a digit first")
+    ink = ink / strongest
+    rows = np.flatnonzero(ink.max(axis=1) >= BBOX_THRESHOLD)
+    cols = np.flatnonzero(ink.max(axis=0) >= BBOX_THRESHOLD)
+    cropped = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    digit = _fit_into_box(cropped, DIGIT_BOX)
+    digit = np.clip(digit, 0.0, None)
+    # Shrinking a thin stroke spreads it into faint grey; MNIST strokes have a
+    # saturated core, so bring the strongest pixel back to full ink.
+    peak = float(digit.max(initial=0.0))
+    if peak <= 0.0:
+        raise EmptyDrawingError("the drawing is empty: draw a digit first")
+    digit = np.clip(digit / peak, 0.0, 1.0)
+    return _place_by_centre_of_mass(digit, MNIST_SIZE)
+
+
+def preprocess_rgba(rgba: np.ndarray) -> np.ndarray:
+    """RGBA float array in [0, 1] -> 28x28 float32 MNIST-like digit."""
+    return normalize_ink(ink_map(rgba))
+
+
+def preprocess_drawing(png_bytes: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """PNG bytes of a canvas drawing -> 28x28 float32 in [0, 1], ink = 1.
+
+    The one preprocessing used by the server, training on drawings, the
+    notebooks and the tests. Raises a DrawingError subclass on bad input.
+    """
+    return preprocess_rgba(decode_drawing(png_bytes, max_pixels=max_pixels))

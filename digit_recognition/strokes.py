@@ -1,0 +1,113 @@
+"""Render pen trajectories as a browser canvas would draw them.
+
+The pen set stores digits as strokes of (x, y) points in a 0..1000 box. The app
+never sees strokes, only the PNG a canvas makes of them, so benchmarks and
+training render each digit the way the page does: round-capped, round-joined,
+anti-aliased lines at some size, position, width, colour and background.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+# The four ways a canvas drawing reaches the server in practice.
+STYLES = {
+    # name: (ink RGB, background RGB or None for transparent)
+    "white_on_transparent": ((255, 255, 255), None),
+    "black_on_white": ((0, 0, 0), (255, 255, 255)),
+    "white_on_black": ((255, 255, 255), (0, 0, 0)),
+    "black_on_transparent": ((0, 0, 0), None),
+}
+
+# The ranges the accuracy benchmark draws from (see issue 2).
+CANVAS_PX = (280, 504)
+DIGIT_HEIGHT_FRAC = (0.30, 0.85)
+CENTRE_OFFSET_FRAC = 0.15
+STROKE_WIDTH_FRAC = (0.035, 0.09)
+SUPERSAMPLE = 2  # canvases anti-alias; drawing at 2x then shrinking does too
+
+
+@dataclass(frozen=True)
+class CanvasParams:
+    canvas_px: int
+    digit_height_frac: float
+    offset_x_frac: float
+    offset_y_frac: float
+    stroke_width_frac: float
+    style: str
+
+
+def random_canvas_params(rng: np.random.Generator, style: str | None = None,
+                         canvas_px: tuple[int, int] = CANVAS_PX) -> CanvasParams:
+    """Draw rendering parameters uniformly from the benchmark's ranges."""
+    return CanvasParams(
+        canvas_px=int(rng.integers(canvas_px[0], canvas_px[1] + 1)),
+        digit_height_frac=float(rng.uniform(*DIGIT_HEIGHT_FRAC)),
+        offset_x_frac=float(rng.uniform(-CENTRE_OFFSET_FRAC, CENTRE_OFFSET_FRAC)),
+        offset_y_frac=float(rng.uniform(-CENTRE_OFFSET_FRAC, CENTRE_OFFSET_FRAC)),
+        stroke_width_frac=float(rng.uniform(*STROKE_WIDTH_FRAC)),
+        style=style if style is not None else str(rng.choice(list(STYLES))),
+    )
+
+
+def _layout(strokes, params: CanvasParams, scale_up: int):
+    """Map stroke points into canvas pixels (at `scale_up` times resolution)."""
+    points = np.concatenate([np.asarray(s, dtype=np.float64).reshape(-1, 2) for s in strokes])
+    low, high = points.min(axis=0), points.max(axis=0)
+    extent = np.maximum(high - low, 1.0)
+    size = params.canvas_px * scale_up
+    width_px = params.stroke_width_frac * size
+    # The digit's height (stroke included) is the requested fraction; a wide
+    # digit is shrunk so it still fits on the canvas.
+    target_h = max(params.digit_height_frac * size - width_px, 1.0)
+    scale = target_h / extent[1]
+    max_w = 0.95 * size - width_px
+    if extent[0] * scale > max_w:
+        scale = max_w / extent[0]
+    centre = np.array([size / 2 + params.offset_x_frac * size,
+                       size / 2 + params.offset_y_frac * size])
+    mid = (low + high) / 2
+    mapped = [(np.asarray(s, dtype=np.float64).reshape(-1, 2) - mid) * scale + centre for s in strokes]
+    return mapped, width_px
+
+
+def render_ink_mask(strokes, params: CanvasParams) -> Image.Image:
+    """The ink coverage (mode "L", 0..255) of the strokes on the canvas."""
+    size = params.canvas_px * SUPERSAMPLE
+    mapped, width_px = _layout(strokes, params, SUPERSAMPLE)
+    mask = Image.new("L", (size, size), 0)
+    draw = ImageDraw.Draw(mask)
+    radius = width_px / 2
+    line_width = max(1, int(round(width_px)))
+    for stroke in mapped:
+        pts = [tuple(p) for p in stroke]
+        if len(pts) > 1:
+            draw.line(pts, fill=255, width=line_width, joint="curve")
+        # Round caps and joins: a disc at every point, as lineCap="round" draws.
+        for x, y in pts:
+            draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=255)
+    return mask.resize((params.canvas_px, params.canvas_px), Image.Resampling.BOX)
+
+
+def render_strokes(strokes, params: CanvasParams) -> Image.Image:
+    """Render strokes as an RGBA canvas image in the given style."""
+    if params.style not in STYLES:
+        raise ValueError(f"unknown style {params.style!r}; one of {sorted(STYLES)}")
+    ink_rgb, background_rgb = STYLES[params.style]
+    mask = render_ink_mask(strokes, params)
+    if background_rgb is None:
+        image = Image.new("RGBA", mask.size, ink_rgb + (0,))
+        image.putalpha(mask)
+        return image
+    background = Image.new("RGBA", mask.size, background_rgb + (255,))
+    ink = Image.new("RGBA", mask.size, ink_rgb + (255,))
+    return Image.composite(ink, background, mask)
+
+
+def to_png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()

@@ -1,0 +1,42 @@
+"""The digit-recognition web app: application factory.
+
+Configuration is layered as in Flask's tutorial: defaults, then environment
+variables, then the overrides a test passes in.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from flask import Flask
+
+from . import config as app_config
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_mapping(app_config.defaults())
+    app.config.from_mapping(app_config.from_environment())
+    if test_config:
+        app.config.from_mapping(test_config)
+    app.config["DEBUG"] = bool(test_config and test_config.get("DEBUG"))
+    if not app.config["SECRET_KEY"]:
+        # Only the admin session cookie uses it; set SECRET_KEY to share it across workers.
+        app.config["SECRET_KEY"] = secrets.token_hex(32)
+    if not app.config["LABELS_DIR"]:
+        app.config["LABELS_DIR"] = os.path.join(app.instance_path, "labels")
+    Path(app.config["LABELS_DIR"]).mkdir(parents=True, exist_ok=True)
+
+    from .recognizer import load_recognizer
+    app.extensions["recognizer"] = load_recognizer(str(app.config["MODEL_PATH"]),
+                                                   int(app.config["MAX_IMAGE_PIXELS"]))
+
+    from .error_handlers import register_error_handlers
+    register_error_handlers(app)
+
+    from . import health, pages, predict_api
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(predict_api.bp)
+    app.register_blueprint(health.bp)
+    return app

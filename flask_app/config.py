@@ -1,0 +1,54 @@
+"""Configuration: safe defaults, then environment variables, then test overrides.
+
+Every setting the service reads is listed here (and in the README's table), so
+an operator never has to read the code to deploy it.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_MODEL_PATH = PACKAGE_DIR / "model" / "digit_cnn.keras"
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise RuntimeError(f"environment variable {name} must be an integer, got {raw!r}") from exc
+
+
+def defaults() -> dict:
+    return {
+        "MODEL_PATH": str(DEFAULT_MODEL_PATH),
+        "LABELS_DIR": None,  # None: <instance folder>/labels
+        "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,  # request body limit, bytes -> 413
+        "MAX_IMAGE_PIXELS": 4_000_000,  # declared pixels, checked before decoding -> 413
+        "ADMIN_TOKEN": None,  # None: review, relabel, delete and export are refused
+        "SECRET_KEY": None,  # None: a random key per process (admin sessions don't survive restarts)
+        "LOG_LEVEL": "INFO",
+        "LABELS_RATE_LIMIT": "60 per minute",  # "off" disables
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "LOW_CONFIDENCE": 0.6,  # below this top probability the page says "not sure"
+    }
+
+
+def from_environment() -> dict:
+    """The settings present in the environment, parsed."""
+    settings: dict = {}
+    for name in ("MODEL_PATH", "LABELS_DIR", "ADMIN_TOKEN", "SECRET_KEY", "LOG_LEVEL",
+                 "LABELS_RATE_LIMIT", "RATELIMIT_STORAGE_URI"):
+        value = os.environ.get(name)
+        if value is not None and value.strip() != "":
+            settings[name] = value.strip()
+    for name, default in (("MAX_CONTENT_LENGTH", defaults()["MAX_CONTENT_LENGTH"]),
+                          ("MAX_IMAGE_PIXELS", defaults()["MAX_IMAGE_PIXELS"])):
+        if os.environ.get(name):
+            settings[name] = _int(name, default)
+    if os.environ.get("LOW_CONFIDENCE"):
+        settings["LOW_CONFIDENCE"] = float(os.environ["LOW_CONFIDENCE"])
+    return settings
