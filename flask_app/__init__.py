@@ -32,11 +32,20 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.extensions["recognizer"] = load_recognizer(str(app.config["MODEL_PATH"]),
                                                    int(app.config["MAX_IMAGE_PIXELS"]))
 
+    from .logging_setup import configure_logging
+    configure_logging(app)
+
     from .error_handlers import register_error_handlers
     register_error_handlers(app)
 
-    from . import health, pages, predict_api
+    from . import health, labels_api, pages, predict_api, review
     app.register_blueprint(pages.bp)
     app.register_blueprint(predict_api.bp)
+    app.register_blueprint(labels_api.bp)
+    app.register_blueprint(review.bp)
     app.register_blueprint(health.bp)
+
+    # Last: it wraps views registered above (rate limits) and every response (headers).
+    from .security import register_security
+    register_security(app)
     return app
