@@ -67,20 +67,30 @@ def _fit_into_box(ink: np.ndarray, box: int) -> np.ndarray:
 
 
 def _place_by_centre_of_mass(digit: np.ndarray, size: int) -> np.ndarray:
-    """Paste `digit` into a size x size frame with its centre of mass centred."""
+    """Put `digit` in a size x size frame with its centre of mass at the centre.
+
+    The shift is sub-pixel (a bilinear blend of the four neighbouring whole
+    pixel shifts, which conserves the ink exactly): rounding it to whole pixels
+    would let the same digit drawn half a pixel apart land a pixel apart.
+    """
     height, width = digit.shape
     total = float(digit.sum())
     rows, cols = np.indices(digit.shape)
-    com_y = float((rows * digit).sum() / total)
-    com_x = float((cols * digit).sum() / total)
-    top = int(round(size / 2 - 0.5 - com_y))
-    left = int(round(size / 2 - 0.5 - com_x))
-    # Keep the whole digit in frame even when its mass is lopsided.
-    top = min(max(top, 0), size - height)
-    left = min(max(left, 0), size - width)
+    centre = (size - 1) / 2.0
+    # Where the digit's top-left goes; clamped so the whole digit (one pixel
+    # wider after a fractional shift) stays in frame even when lopsided.
+    top = min(max(centre - float((rows * digit).sum() / total), 0.0), size - height - 1.0)
+    left = min(max(centre - float((cols * digit).sum() / total), 0.0), size - width - 1.0)
+    whole_top, whole_left = int(np.floor(top)), int(np.floor(left))
+    frac_y, frac_x = top - whole_top, left - whole_left
+    shifted = np.zeros((height + 1, width + 1), dtype=np.float32)
+    shifted[:-1, :-1] += (1 - frac_y) * (1 - frac_x) * digit
+    shifted[:-1, 1:] += (1 - frac_y) * frac_x * digit
+    shifted[1:, :-1] += frac_y * (1 - frac_x) * digit
+    shifted[1:, 1:] += frac_y * frac_x * digit
     frame = np.zeros((size, size), dtype=np.float32)
-    frame[top:top + height, left:left + width] = digit
-    return frame
+    frame[whole_top:whole_top + height + 1, whole_left:whole_left + width + 1] = shifted
+    return np.clip(frame, 0.0, 1.0)
 
 
 def normalize_ink(ink: np.ndarray) -> np.ndarray:

@@ -69,6 +69,9 @@ def _layout(strokes, params: CanvasParams, scale_up: int):
         scale = max_w / extent[0]
     centre = np.array([size / 2 + params.offset_x_frac * size,
                        size / 2 + params.offset_y_frac * size])
+    # A person drawing sees the canvas edge: keep the whole digit on the canvas.
+    half = extent * scale / 2 + width_px / 2
+    centre = np.clip(centre, half, size - half)
     mid = (low + high) / 2
     mapped = [(np.asarray(s, dtype=np.float64).reshape(-1, 2) - mid) * scale + centre for s in strokes]
     return mapped, width_px
