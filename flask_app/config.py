@@ -34,6 +34,18 @@ def defaults() -> dict:
         "LABELS_RATE_LIMIT": "60 per minute",  # "off" disables
         "RATELIMIT_STORAGE_URI": "memory://",
         "LOW_CONFIDENCE": 0.6,  # below this top probability the page says "not sure"
+        "GOOGLE_CLOUD_PROJECT": None,  # set: request logs carry Cloud Trace ids (logging_setup)
+        # Proxy hops in front of the app whose X-Forwarded-For/-Proto are believed
+        # (Cloud Run: 1). 0 trusts none, so a client cannot spoof its address.
+        "TRUSTED_PROXIES": 0,
+        # The start-up sweep of crash leftovers in LABELS_DIR spares files younger
+        # than this, which may belong to a save in progress in another worker.
+        "LABELS_SWEEP_GRACE_SECONDS": 30.0,
+        # The review login's session cookie: hidden from scripts, never sent
+        # cross-site, https only (browsers count http://localhost as secure).
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Strict",
+        "SESSION_COOKIE_SECURE": True,
     }
 
 
@@ -41,14 +53,20 @@ def from_environment() -> dict:
     """The settings present in the environment, parsed."""
     settings: dict = {}
     for name in ("MODEL_PATH", "LABELS_DIR", "ADMIN_TOKEN", "SECRET_KEY", "LOG_LEVEL",
-                 "LABELS_RATE_LIMIT", "RATELIMIT_STORAGE_URI"):
+                 "LABELS_RATE_LIMIT", "RATELIMIT_STORAGE_URI", "GOOGLE_CLOUD_PROJECT"):
         value = os.environ.get(name)
         if value is not None and value.strip() != "":
             settings[name] = value.strip()
     for name, default in (("MAX_CONTENT_LENGTH", defaults()["MAX_CONTENT_LENGTH"]),
-                          ("MAX_IMAGE_PIXELS", defaults()["MAX_IMAGE_PIXELS"])):
+                          ("MAX_IMAGE_PIXELS", defaults()["MAX_IMAGE_PIXELS"]),
+                          ("TRUSTED_PROXIES", defaults()["TRUSTED_PROXIES"])):
         if os.environ.get(name):
             settings[name] = _int(name, default)
     if os.environ.get("LOW_CONFIDENCE"):
         settings["LOW_CONFIDENCE"] = float(os.environ["LOW_CONFIDENCE"])
+    if os.environ.get("LABELS_SWEEP_GRACE_SECONDS"):
+        settings["LABELS_SWEEP_GRACE_SECONDS"] = float(os.environ["LABELS_SWEEP_GRACE_SECONDS"])
+    if os.environ.get("SESSION_COOKIE_SECURE"):  # "0" only for a plain-http host other than localhost
+        settings["SESSION_COOKIE_SECURE"] = \
+            os.environ["SESSION_COOKIE_SECURE"].strip().lower() not in ("0", "false", "no", "off")
     return settings

@@ -1,0 +1,111 @@
+"""The review page in headless Chromium against the real server: sign in with
+the token (the Secure session cookie must work over http://127.0.0.1), see the
+thumbnails, filter, relabel, delete, export, sign out; no console error and no
+CSP violation on the way."""
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from tests.browser_support import PageProblems, by_testid, launch_chromium
+from tests.label_drawings import digit_png
+
+TOKEN = "test-admin-token"  # base_test_config's
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def filled_store(live_server):
+    """Six drawings: labels 1, 1, 4, 4, 7, 7; the model 'disagreed' with the 7s."""
+    store = live_server.app.extensions["label_store"]
+    return [store.save(digit_png(label, seed=i), label, prediction=label if label != 7 else 1,
+                       confidence=0.9, model_version="test")
+            for i, label in enumerate((1, 1, 4, 4, 7, 7))]
+
+
+def cards(page):
+    return by_testid(page, "sample")
+
+
+def test_review_flow_in_a_browser(browser, live_server, filled_store, tmp_path):
+    store = live_server.app.extensions["label_store"]
+    context = browser.new_context(accept_downloads=True)
+    page = context.new_page()
+    problems = PageProblems()
+    problems.attach(page)
+
+    page.goto(f"{live_server.url}/review")
+    by_testid(page, "token").fill("not-the-token")
+    by_testid(page, "login").click()
+    expect(by_testid(page, "login-error")).to_be_visible()
+    by_testid(page, "token").fill(TOKEN)
+    by_testid(page, "login").click()
+
+    expect(cards(page)).to_have_count(6)
+    expect(by_testid(page, "total")).to_have_text("6")
+    cookie = next(c for c in context.cookies() if c["name"] == "session")
+    assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Strict"
+    page.wait_for_function("""() => [...document.querySelectorAll('img.review-thumb')]
+                                     .every(img => img.complete && img.naturalWidth > 0)""")
+
+    # Relabel the newest 7 as a 1: the model said 1, so it no longer disagrees.
+    newest = cards(page).first
+    sample_id = newest.get_attribute("data-id")
+    assert store.get(sample_id).label == 7
+    newest.locator('[data-testid="relabel"]').select_option("1")
+    expect(by_testid(page, "status")).to_have_text("Relabelled as 1.")
+    expect(newest.locator('[data-testid="sample-label"]')).to_have_text("1")
+    expect(newest).not_to_have_class("review-card--disagreed")
+    assert store.get(sample_id).label == 1
+
+    # Delete the next one, confirming the dialog.
+    doomed = cards(page).nth(1)
+    doomed_id = doomed.get_attribute("data-id")
+    page.once("dialog", lambda dialog: dialog.accept())
+    doomed.locator('[data-testid="delete"]').click()
+    expect(by_testid(page, "status")).to_have_text("Deleted.")
+    expect(cards(page)).to_have_count(5)
+    expect(by_testid(page, "total")).to_have_text("5")
+    assert store.get(doomed_id) is None
+
+    # A dismissed confirmation deletes nothing.
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    cards(page).first.locator('[data-testid="delete"]').click()
+    expect(cards(page)).to_have_count(5)
+    assert store.count() == 5
+
+    # Filters apply on change.
+    by_testid(page, "filter-label").select_option("4")
+    page.wait_for_url("**/review?label=4*")
+    expect(cards(page)).to_have_count(2)
+    assert {c.get_attribute("data-label") for c in cards(page).all()} == {"4"}
+    by_testid(page, "filter-label").select_option("")
+    page.wait_for_url("**/review?label=")
+    by_testid(page, "filter-disagreed").check()
+    page.wait_for_url("**disagreed=1*")
+    remaining_sevens = {r.id for r in store.list(label=7)[1]}
+    assert {c.get_attribute("data-id") for c in cards(page).all()} == remaining_sevens
+
+    # Export downloads a zip of everything left.
+    with page.expect_download() as download_info:
+        by_testid(page, "export").click()
+    archive_path = tmp_path / "export.zip"
+    download_info.value.save_as(archive_path)
+    with zipfile.ZipFile(io.BytesIO(archive_path.read_bytes())) as archive:
+        assert json.loads(archive.read("manifest.json"))["count"] == 5
+
+    by_testid(page, "logout").click()
+    expect(by_testid(page, "login-form")).to_be_visible()
+    assert problems.check(page) == []
+    context.close()
