@@ -92,7 +92,10 @@ def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image
     except (ImageTooLargeError, InvalidImageError, UnsupportedImageError):
         raise
     except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(str(exc)) from exc
+        # Pillow refuses absurd sizes inside Image.open, before our own check
+        # can read the size; answer with our limit, not Pillow's wording.
+        raise ImageTooLargeError(
+            f"image declares more pixels than the limit of {max_pixels} pixels") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         # Pillow reports truncated or corrupt data with these.
         raise InvalidImageError("image data is corrupt or truncated") from exc

@@ -1,5 +1,203 @@
-"""Security (owned by the hardening work, issue 7)."""
+"""Security for every request and response.
+
+Four concerns, registered last in `create_app` because two of them wrap what
+the blueprints registered:
+
+- The proxy hops to trust (`TRUSTED_PROXIES`), so the client address and
+  scheme are the real ones behind Cloud Run's front end, and nobody else's
+  `X-Forwarded-For` is believed.
+- Cross-site request refusal: a browser tells us, in headers a page cannot
+  forge, where a request comes from. A state-changing request that another
+  site's page made is refused with 403. A request carrying neither header is
+  not from a browser (curl, scripts, tests) and cannot ride a visitor's
+  cookies, so the JSON API stays open to them. This is the scheme of Go's
+  `http.CrossOriginProtection`: no tokens, nothing to keep in sync.
+- Security headers on every response, including errors and static files.
+- A per-client rate limit on label submissions (Flask-Limiter), since each
+  one is written to disk and ends up in the training set.
+"""
+from __future__ import annotations
+
+import math
+import time
+from urllib.parse import urlsplit
+
+import limits
+from flask import Flask, jsonify, request
+from flask_limiter import Limiter, RateLimitExceeded
+from flask_limiter.util import get_remote_address
+from werkzeug.exceptions import Forbidden
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+# The endpoint of POST /labels, agreed with the labels blueprint.
+LABEL_SUBMIT_ENDPOINT = "labels.submit_label"
+
+STATE_CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# "none": the user did it (typed the URL, a bookmark); "same-origin": our page.
+# "same-site" is refused too: a sibling subdomain is not us.
+TRUSTED_FETCH_SITES = frozenset({"same-origin", "none"})
+
+CONTENT_SECURITY_POLICY = "; ".join([
+    "default-src 'self'",
+    "script-src 'self'",  # no inline script, no eval
+    "style-src 'self'",
+    "img-src 'self' data: blob:",  # previews are data URLs
+    "connect-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+])
+
+SECURITY_HEADERS = (
+    ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("X-Frame-Options", "DENY"),  # frame-ancestors for browsers that predate CSP 2
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+    ("Cross-Origin-Resource-Policy", "same-origin"),
+    # The app needs none of the powerful features; no embedded script gets them either.
+    ("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=(), usb=()"),
+)
+# Sent only over HTTPS (browsers ignore it over HTTP, and it would pin a
+# local http://localhost to HTTPS for a year if they did not).
+STRICT_TRANSPORT_SECURITY = "max-age=31536000; includeSubDomains"
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def register_security(app):
-    return None
+def register_security(app: Flask) -> None:
+    """Install all of the above on `app`. Call after every blueprint is registered."""
+    app.wsgi_app = SecurityHeadersMiddleware(app.wsgi_app)
+    trusted = int(app.config.get("TRUSTED_PROXIES") or 0)
+    if trusted < 0:
+        raise RuntimeError(f"TRUSTED_PROXIES must be 0 or more, got {trusted}")
+    if trusted:
+        # Around the headers middleware, which then sees the client's scheme (for HSTS).
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=trusted, x_proto=trusted)
+    # Before the rate limiter's hook: a refused cross-site request costs the
+    # visitor none of their label submissions.
+    app.before_request(refuse_cross_site_requests)
+    limit_label_submissions(app)
+
+
+# --- cross-site requests ----------------------------------------------------
+
+def _origin_parts(url: str) -> tuple[str, str | None, int | None]:
+    """(scheme, host, port) of a URL, the port filled in when it is the default."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, parts.hostname, parts.port or _DEFAULT_PORTS.get(scheme)
+
+
+def is_same_origin(origin: str) -> bool:
+    """Whether an `Origin` header names this request's own scheme://host[:port]."""
+    try:
+        theirs = _origin_parts(origin.strip())
+        ours = _origin_parts(f"{request.scheme}://{request.host}")
+    except ValueError:  # a malformed origin or port
+        return False
+    # An opaque origin ("null": sandboxed frames, file://) has no host.
+    return theirs[1] is not None and theirs == ours
+
+
+def refuse_cross_site_requests() -> None:
+    """403 for a state-changing request a browser says came from another site."""
+    if request.method not in STATE_CHANGING_METHODS:
+        return
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None:
+        # Browsers since 2020-2023 send it; it is authoritative when present.
+        if fetch_site.strip().lower() not in TRUSTED_FETCH_SITES:
+            raise Forbidden("cross-site request refused: it came from another site's page")
+        return
+    origin = request.headers.get("Origin")
+    if origin is not None and not is_same_origin(origin):
+        raise Forbidden("cross-site request refused: its Origin is not this site")
+
+
+# --- security headers -------------------------------------------------------
+
+class SecurityHeadersMiddleware:
+    """Adds the security headers to every response the app sends.
+
+    A WSGI wrapper rather than an `after_request` hook, so that no response
+    escapes it: error pages, static files, and responses from handlers that
+    ran after another hook failed. A header a view set itself is kept.
+    """
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        https = environ.get("wsgi.url_scheme") == "https"
+        authenticated = "HTTP_AUTHORIZATION" in environ
+
+        def start_with_headers(status, headers, exc_info=None):
+            present = {name.lower() for name, _ in headers}
+            extra = [(name, value) for name, value in SECURITY_HEADERS if name.lower() not in present]
+            if https and "strict-transport-security" not in present:
+                extra.append(("Strict-Transport-Security", STRICT_TRANSPORT_SECURITY))
+            if "cache-control" not in present:
+                content_type = next((value for name, value in headers
+                                     if name.lower() == "content-type"), "")
+                # API answers are per-request (and some are private): never
+                # store them in a browser or proxy cache.
+                if content_type.startswith("application/json") or authenticated:
+                    extra.append(("Cache-Control", "no-store"))
+            return start_response(status, list(headers) + extra, exc_info)
+
+        return self.wsgi_app(environ, start_with_headers)
+
+
+# --- rate limit on label submissions ----------------------------------------
+
+def parse_rate_limit(value) -> str | None:
+    """The configured `LABELS_RATE_LIMIT` checked, or None when it is "off"."""
+    text = str(value if value is not None else "off").strip()
+    if text.lower() in ("off", ""):
+        return None
+    try:
+        limits.parse_many(text)
+    except ValueError as exc:
+        raise RuntimeError(f"LABELS_RATE_LIMIT {text!r} is not a rate limit such as "
+                           f"'60 per minute' or '10/second;500/day' (or 'off')") from exc
+    return text
+
+
+def limit_label_submissions(app: Flask) -> Limiter | None:
+    """Rate-limit POST /labels per client address; the Limiter, or None when off.
+
+    Storage is `RATELIMIT_STORAGE_URI`: "memory://" counts per worker process,
+    so N gunicorn workers allow up to N times the limit; point it at Redis or
+    Memcached to share the count. The window is a moving one, so a client
+    cannot send twice the limit across a window boundary.
+    """
+    rate = parse_rate_limit(app.config.get("LABELS_RATE_LIMIT"))
+    if rate is None:
+        return None
+    view = app.view_functions.get(LABEL_SUBMIT_ENDPOINT)
+    if view is None:
+        app.logger.warning("no %s endpoint: label submissions are not rate-limited",
+                           LABEL_SUBMIT_ENDPOINT)
+        return None
+    limiter = Limiter(
+        key_func=get_remote_address,  # the client, once ProxyFix has read the trusted hop
+        app=app,
+        storage_uri=app.config.get("RATELIMIT_STORAGE_URI") or "memory://",
+        strategy="moving-window",
+        headers_enabled=False,  # it would put Retry-After on successful answers too
+    )
+    app.view_functions[LABEL_SUBMIT_ENDPOINT] = limiter.limit(rate, methods=["POST"])(view)
+
+    @app.errorhandler(RateLimitExceeded)
+    def too_many_requests(exc: RateLimitExceeded):
+        current = limiter.current_limit
+        wait = max(1, math.ceil(current.reset_at - time.time())) if current else 60
+        response = jsonify(error=f"too many label submissions (limit: {exc.description}); "
+                                 f"try again in {wait} s")
+        response.status_code = 429
+        response.headers["Retry-After"] = str(wait)
+        return response
+
+    return limiter

@@ -1,0 +1,177 @@
+"""Property tests (hypothesis): preprocessing never crashes on any image.
+
+Whatever the size (1 to 300 px a side), mode, bit depth, filter bytes or
+content, `preprocess_drawing` either returns a 28x28 float32 array in [0, 1]
+or raises a DrawingError subclass (which the app turns into a 4xx). Anything
+else would be a 500 in production.
+
+Hypothesis picks the structure (mode, size, content kind) and a seed; numpy
+fills in the pixels from the seed, which keeps each example cheap.
+"""
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from PIL import Image, ImageDraw
+
+from digit_recognition.errors import DrawingError
+from digit_recognition.imaging import image_to_rgba
+from digit_recognition.preprocessing import MNIST_SIZE, preprocess_drawing, preprocess_rgba
+
+SETTINGS = settings(max_examples=60, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+SIDES = st.integers(min_value=1, max_value=300)
+SEEDS = st.integers(min_value=0, max_value=2**32 - 1)
+CONTENT = st.sampled_from(["strokes", "noise", "constant", "sparse", "gradient"])
+# Pillow modes it can write as PNG, and (below) the ones it can only hold in memory.
+PNG_MODES = ["1", "L", "LA", "P", "RGB", "RGBA", "I;16"]
+MEMORY_ONLY_MODES = ["I", "F", "PA", "CMYK", "RGBa", "YCbCr"]
+
+
+def assert_digit_or_drawing_error(make_digit) -> None:
+    try:
+        digit = make_digit()
+    except DrawingError as exc:
+        event(f"refused: {type(exc).__name__}")  # see --hypothesis-show-statistics
+        return
+    event("28x28 digit")
+    assert isinstance(digit, np.ndarray)
+    assert digit.shape == (MNIST_SIZE, MNIST_SIZE)
+    assert digit.dtype == np.float32
+    assert np.isfinite(digit).all()
+    assert digit.min() >= 0.0 and digit.max() <= 1.0
+
+
+def rgba_content(kind: str, width: int, height: int, seed: int) -> np.ndarray:
+    """uint8 RGBA pixels of the given kind."""
+    rng = np.random.default_rng(seed)
+    if kind == "noise":
+        return rng.integers(0, 256, (height, width, 4), dtype=np.uint8)
+    if kind == "constant":
+        return np.broadcast_to(rng.integers(0, 256, 4, dtype=np.uint8), (height, width, 4)).copy()
+    if kind == "sparse":
+        pixels = np.zeros((height, width, 4), np.uint8)
+        count = int(rng.integers(1, 6))
+        pixels[rng.integers(0, height, count), rng.integers(0, width, count)] = rng.integers(
+            0, 256, (count, 4), dtype=np.uint8)
+        return pixels
+    if kind == "gradient":
+        ramp = np.linspace(0, 255, width, dtype=np.float64)[None, :] * np.ones((height, 1))
+        pixels = np.repeat(ramp[..., None], 4, axis=2)
+        pixels[..., 3] = 255 if rng.random() < 0.5 else pixels[..., 3]
+        return pixels.astype(np.uint8)
+    # strokes: a few lines of some colour on some background, transparent or not
+    background = tuple(int(v) for v in rng.integers(0, 256, 3)) + (int(rng.choice([0, 255])),)
+    image = Image.new("RGBA", (width, height), background)
+    draw = ImageDraw.Draw(image)
+    for _ in range(int(rng.integers(1, 5))):
+        points = [(float(rng.uniform(0, width)), float(rng.uniform(0, height))) for _ in range(3)]
+        ink = tuple(int(v) for v in rng.integers(0, 256, 3)) + (255,)
+        draw.line(points, fill=ink, width=max(1, int(rng.integers(1, max(2, min(width, height) // 8 + 2)))))
+    return np.asarray(image)
+
+
+def image_in_mode(mode: str, pixels: np.ndarray, seed: int) -> Image.Image:
+    rgba = Image.fromarray(pixels)
+    if mode == "I;16":
+        grey = np.asarray(rgba.convert("L"), dtype=np.uint16)
+        scale = int(np.random.default_rng(seed).choice([1, 16, 257]))  # low and full 16-bit range
+        return Image.fromarray(grey * scale)
+    if mode == "I":
+        grey = np.asarray(rgba.convert("L"), dtype=np.int32)
+        return Image.fromarray(grey * 1000 - 50_000)  # negative and beyond 16 bits too
+    if mode == "F":
+        grey = np.asarray(rgba.convert("L"), dtype=np.float32)
+        return Image.fromarray(grey * np.float32(np.random.default_rng(seed).uniform(1e-3, 1e3)))
+    return rgba.convert(mode)
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@SETTINGS
+@given(mode=st.sampled_from(PNG_MODES), width=SIDES, height=SIDES, kind=CONTENT, seed=SEEDS)
+def test_any_png_gives_a_digit_or_a_drawing_error(mode, width, height, kind, seed):
+    image = image_in_mode(mode, rgba_content(kind, width, height, seed), seed)
+    data = png_bytes(image)
+    assert_digit_or_drawing_error(lambda: preprocess_drawing(data))
+
+
+@SETTINGS
+@given(mode=st.sampled_from(PNG_MODES + MEMORY_ONLY_MODES), width=SIDES, height=SIDES,
+       kind=CONTENT, seed=SEEDS)
+def test_any_decoded_image_gives_a_digit_or_a_drawing_error(mode, width, height, kind, seed):
+    """Every mode Pillow can hand us, PNG-encodable or not, through image_to_rgba."""
+    image = image_in_mode(mode, rgba_content(kind, width, height, seed), seed)
+    assert_digit_or_drawing_error(lambda: preprocess_rgba(image_to_rgba(image)))
+
+
+# PNG colour type -> bit depths the format allows, and samples per pixel.
+PNG_COLOUR_TYPES = {0: ((1, 2, 4, 8, 16), 1), 2: ((8, 16), 3), 3: ((1, 2, 4, 8), 1),
+                    4: ((8, 16), 2), 6: ((8, 16), 4)}
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+@st.composite
+def hand_built_pngs(draw) -> bytes:
+    """Valid PNG structure with every colour type and bit depth (16-bit RGB and
+    RGBA included, which Pillow cannot write), random filter bytes and random
+    pixel data; sometimes interlaced, sometimes with the data cut short."""
+    colour_type = draw(st.sampled_from(sorted(PNG_COLOUR_TYPES)))
+    depths, samples = PNG_COLOUR_TYPES[colour_type]
+    depth = draw(st.sampled_from(depths))
+    width, height = draw(SIDES), draw(SIDES)
+    interlace = draw(st.sampled_from([0, 0, 0, 1]))
+    rng = np.random.default_rng(draw(SEEDS))
+    row_bytes = (width * samples * depth + 7) // 8
+    rows = rng.integers(0, 256, (height, row_bytes + 1), dtype=np.uint8)
+    rows[:, 0] = rng.integers(0, 5, height) if draw(st.booleans()) else 0  # filter types 0-4
+    raw = rows.tobytes()
+    if draw(st.sampled_from([False, False, False, True])) and len(raw) > 1:
+        raw = raw[: int(rng.integers(1, len(raw)))]  # truncated pixel data
+    header = struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, interlace)
+    chunks = [_chunk(b"IHDR", header)]
+    if colour_type == 3:
+        entries = 1 << depth
+        chunks.append(_chunk(b"PLTE", rng.integers(0, 256, entries * 3, dtype=np.uint8).tobytes()))
+        if draw(st.booleans()):
+            chunks.append(_chunk(b"tRNS", rng.integers(0, 256, entries, dtype=np.uint8).tobytes()))
+    chunks.append(_chunk(b"IDAT", zlib.compress(raw)))
+    chunks.append(_chunk(b"IEND", b""))
+    return b"\x89PNG\r\n\x1a\n" + b"".join(chunks)
+
+
+@SETTINGS
+@given(data=hand_built_pngs())
+def test_any_bit_depth_and_colour_type_gives_a_digit_or_a_drawing_error(data):
+    assert_digit_or_drawing_error(lambda: preprocess_drawing(data))
+
+
+@SETTINGS
+@given(data=st.binary(min_size=0, max_size=200))
+def test_arbitrary_bytes_after_a_png_signature_give_a_drawing_error(data):
+    assert_digit_or_drawing_error(lambda: preprocess_drawing(b"\x89PNG\r\n\x1a\n" + data))
+
+
+@SETTINGS
+@given(width=SIDES, height=SIDES, kind=CONTENT, seed=SEEDS,
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_any_rgba_array_gives_a_digit_or_a_drawing_error(width, height, kind, seed, dtype):
+    """Arrays straight into preprocess_rgba, as training on drawings calls it:
+    NaN-free values in [0, 1], any shape from 1x1 up."""
+    pixels = rgba_content(kind, width, height, seed).astype(dtype) / 255.0
+    if kind == "noise":  # not only multiples of 1/255
+        pixels = np.random.default_rng(seed).random((height, width, 4)).astype(dtype)
+    assert_digit_or_drawing_error(lambda: preprocess_rgba(pixels))
