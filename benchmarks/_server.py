@@ -29,7 +29,8 @@ def serve_app(**config):
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     with tempfile.TemporaryDirectory() as labels_dir:
-        app = create_app({"LABELS_DIR": labels_dir, "LABELS_RATE_LIMIT": "off", **config})
+        app = create_app({"LABELS_DIR": labels_dir, "LABELS_RATE_LIMIT": "off", "LOG_LEVEL": "WARNING",
+                          **config})
         server = make_server("127.0.0.1", 0, app, threaded=True)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()

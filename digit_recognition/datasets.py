@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from .preprocessing import preprocess_rgba
-from .strokes import CanvasParams, random_canvas_params, render_strokes
+from .strokes import (
+    TRAINING_DIGIT_HEIGHT_FRAC, TRAINING_STROKE_WIDTH_FRAC, random_canvas_params, render_strokes,
+)
 
 MNIST_PATH_ENV = "MNIST_PATH"
 PEN_DIGITS_PATH_ENV = "PEN_DIGITS_PATH"
@@ -84,7 +86,9 @@ def render_pen_digits(digits, rng: np.random.Generator, renders_per_digit: int =
     images, labels = [], []
     for digit in digits:
         for _ in range(renders_per_digit):
-            params = random_canvas_params(rng, canvas_px=canvas_px)
+            params = random_canvas_params(rng, canvas_px=canvas_px,
+                                          digit_height_frac=TRAINING_DIGIT_HEIGHT_FRAC,
+                                          stroke_width_frac=TRAINING_STROKE_WIDTH_FRAC)
             rgba = np.asarray(render_strokes(digit.strokes, params), dtype=np.float32) / 255.0
             images.append(preprocess_rgba(rgba))
             labels.append(digit.label)

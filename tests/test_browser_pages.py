@@ -373,6 +373,9 @@ def test_pages_draw_cleanly_and_are_screenshotted(open_page, pen_strokes, path, 
     if path == "/labeling":
         page.keyboard.press("2")
     page.evaluate("window.scrollTo(0, 0)")
+    # The bars animate for 120 ms; capture them settled, not mid-transition.
+    page.emulate_media(reduced_motion="reduce")
+    page.wait_for_timeout(200)
     bs.SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     name = "draw" if path == "/" else "labeling"
     page.screenshot(path=str(bs.SCREENSHOT_DIR / f"{name}-{device_name}-{color_scheme}.png"), full_page=True)
