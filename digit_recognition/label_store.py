@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import errno
 import fcntl
 import hashlib
 import io
@@ -52,7 +51,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import threading
 import time
 import uuid
@@ -63,6 +61,7 @@ from typing import BinaryIO, Iterator, Mapping
 
 from PIL import Image
 
+from .atomic_files import atomic_write_bytes, fsync_directory
 from .imaging import DEFAULT_MAX_PIXELS, image_to_rgba, open_image
 
 log = logging.getLogger(__name__)
@@ -168,36 +167,6 @@ def encode_png(png_bytes: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[
     return buffer.getvalue(), image.width, image.height
 
 
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename or unlink in `directory` durable."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        # Some file systems (FUSE mounts) cannot fsync a directory; the rename
-        # itself is still atomic there.
-        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
-            raise
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that `path` is always either absent/old or whole."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
 def _metadata_bytes(data: Mapping) -> bytes:
     return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
@@ -224,7 +193,7 @@ class LabelStore:
         directory = self._digit_dir(label)
         if not directory.is_dir():
             directory.mkdir(parents=True, exist_ok=True)
-            _fsync_dir(self.root)  # the new directory's entry must outlive a power cut too
+            fsync_directory(self.root)  # the new directory's entry must outlive a power cut too
         return directory
 
     def _existing_digit_dirs(self) -> Iterator[tuple[int, Path]]:
@@ -380,9 +349,9 @@ class LabelStore:
             "sha256": hashlib.sha256(clean_png).hexdigest(),
         }
         png_path = directory / f"{sample_id}.png"
-        _atomic_write(png_path, clean_png)
+        atomic_write_bytes(png_path, clean_png)
         try:
-            _atomic_write(directory / f"{sample_id}.json", _metadata_bytes(metadata))
+            atomic_write_bytes(directory / f"{sample_id}.json", _metadata_bytes(metadata))
         except BaseException:
             with contextlib.suppress(OSError):
                 png_path.unlink()
@@ -399,10 +368,10 @@ class LabelStore:
                 return False
             directory = location[1]
             os.unlink(directory / f"{sample_id}.json")
-            _fsync_dir(directory)
+            fsync_directory(directory)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(directory / f"{sample_id}.png")
-            _fsync_dir(directory)
+            fsync_directory(directory)
             return True
 
     def relabel(self, sample_id: str, label: int) -> SampleRecord | None:
@@ -431,15 +400,15 @@ class LabelStore:
         source_png = source_dir / f"{sample_id}.png"
         target_png = target_dir / f"{sample_id}.png"
         if source_dir != target_dir:
-            _atomic_write(target_png, source_png.read_bytes())                 # step 1
-        _atomic_write(source_dir / f"{sample_id}.json", _metadata_bytes(metadata))  # step 2
+            atomic_write_bytes(target_png, source_png.read_bytes())                 # step 1
+        atomic_write_bytes(source_dir / f"{sample_id}.json", _metadata_bytes(metadata))  # step 2
         if source_dir != target_dir:
             os.rename(source_dir / f"{sample_id}.json", target_dir / f"{sample_id}.json")  # step 3
-            _fsync_dir(target_dir)
-            _fsync_dir(source_dir)
+            fsync_directory(target_dir)
+            fsync_directory(source_dir)
             with contextlib.suppress(FileNotFoundError):
                 source_png.unlink()                                            # step 4
-            _fsync_dir(source_dir)
+            fsync_directory(source_dir)
         return SampleRecord.from_metadata(metadata, target_png)
 
     # -- recovery --------------------------------------------------------------
@@ -488,7 +457,7 @@ class LabelStore:
                         temp_removed += 1
                     else:
                         orphans_removed += 1
-                _fsync_dir(directory)
+                fsync_directory(directory)
         report = SweepReport(temp_removed, orphans_removed, relabels_completed)
         if report != SweepReport():
             log.warning("label store: swept crash leftovers: %s", report)

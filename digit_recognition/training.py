@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import datasets
+from .atomic_files import atomic_write_bytes  # noqa: F401 (finetuning imports it from here)
 from .model import DigitClassifier, build_augmenter, build_model, compile_model
 
 # Pen writer groups never trained on, so accuracy on them is an honest
@@ -36,6 +37,7 @@ class TrainingConfig:
     batch_size: int = 128
     learning_rate: float = 2e-3
     mnist_train_limit: int | None = None  # tiny runs in tests
+    mnist_test_limit: int | None = None  # tiny runs in tests; None: the whole test set
     pen_digit_limit: int | None = None
     validation_fraction: float = 0.04
     seed: int = 0
@@ -68,6 +70,8 @@ def load_training_data(config: TrainingConfig, log=print) -> TrainingData:
                 "samples": int(len(x_mnist))}]
     if config.mnist_train_limit:
         x_mnist, y_mnist = x_mnist[:config.mnist_train_limit], y_mnist[:config.mnist_train_limit]
+    if config.mnist_test_limit:
+        x_test, y_test = x_test[:config.mnist_test_limit], y_test[:config.mnist_test_limit]
     parts_x, parts_y = [x_mnist], [y_mnist]
     x_hold = y_hold = None
 
@@ -153,34 +157,21 @@ def metadata_path_for(model_path: str | os.PathLike) -> Path:
     return Path(model_path).with_suffix(".json")
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write via a temp file in the same directory, fsync, rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def save_model(model, path: str | os.PathLike, metadata: dict) -> dict:
     """Save the model and its metadata JSON beside it, each atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    import keras
+
+    # Save the weights without the optimizer's state: a third of the size, and
+    # fine-tuning starts a fresh optimizer anyway.
+    architecture = json.loads(model.to_json())
+    architecture.pop("compile_config", None)  # rebuilt uncompiled: no optimizer attached
+    servable = keras.models.model_from_json(json.dumps(architecture))
+    servable.set_weights(model.get_weights())
     with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
         scratch_file = Path(scratch) / path.name  # Keras insists on the .keras suffix
-        model.save(scratch_file)
+        servable.save(scratch_file)
         atomic_write_bytes(path, scratch_file.read_bytes())
     atomic_write_bytes(metadata_path_for(path), (json.dumps(metadata, indent=2) + "\n").encode())
     return metadata
