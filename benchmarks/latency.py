@@ -27,7 +27,9 @@ import requests
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks._server import free_port, serve_with_dockerfile_command, wait_until_ready  # noqa: E402
+from benchmarks.container_command import (  # noqa: E402
+    run_container_command, stage_image_files, wait_for_status,
+)
 from digit_recognition.datasets import load_pen_digits  # noqa: E402
 from digit_recognition.model import DigitClassifier  # noqa: E402
 from digit_recognition.preprocessing import preprocess_drawing  # noqa: E402
@@ -109,13 +111,14 @@ def main() -> int:
     with contextlib.ExitStack() as stack:
         url = args.url
         if not url:
-            port = free_port()
-            labels_dir = stack.enter_context(tempfile.TemporaryDirectory())
-            stack.enter_context(serve_with_dockerfile_command(
-                port, env={"MODEL_PATH": args.model_path, "LABELS_DIR": labels_dir,
-                           "LOG_LEVEL": "WARNING"}))
-            url = f"http://127.0.0.1:{port}"
-            wait_until_ready(url)
+            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            workdir = stage_image_files(scratch / "app")  # what the image's COPY lines take
+            (scratch / "labels").mkdir()
+            container = stack.enter_context(run_container_command(
+                workdir, scratch / "server.log", MODEL_PATH=str(Path(args.model_path).resolve()),
+                LABELS_DIR=str(scratch / "labels"), LOG_LEVEL="WARNING"))
+            wait_for_status(container.port, "/readyz", container.process)
+            url = container.url
             print(f"\n== HTTP, server: the Dockerfile's CMD on {url} ==")
         else:
             print(f"\n== HTTP, server: {url} ==")

@@ -20,6 +20,7 @@ import numpy as np
 
 from . import datasets
 from .atomic_files import atomic_write_bytes  # noqa: F401 (finetuning imports it from here)
+from .evaluation import accuracy_of, predict_digits
 from .model import DigitClassifier, build_augmenter, build_model, compile_model
 
 # Pen writer groups never trained on, so accuracy on them is an honest
@@ -133,14 +134,6 @@ def fit(model, data_x, data_y, val_x, val_y, *, epochs: int, batch_size: int,
                      validation_data=validation, epochs=epochs, verbose=verbose)
 
 
-def accuracy(classifier: DigitClassifier, x: np.ndarray, y: np.ndarray, batch: int = 1024) -> float:
-    if len(x) == 0:
-        return float("nan")
-    predicted = np.concatenate([classifier.predict_probabilities(x[i:i + batch]).argmax(1)
-                                for i in range(0, len(x), batch)])
-    return float((predicted == y).mean())
-
-
 def weights_digest(model) -> str:
     digest = hashlib.sha256()
     for weight in model.get_weights():
@@ -193,7 +186,7 @@ def train(config: TrainingConfig, output_path: str | os.PathLike | None = None, 
     metadata = {
         "model_version": model_version(model, created_at),
         "created_at": created_at.isoformat(),
-        "mnist_test_accuracy": round(accuracy(classifier, data.x_test, data.y_test), 5),
+        "mnist_test_accuracy": round(accuracy_of(predict_digits(classifier, data.x_test), data.y_test), 5),
         "training": {**dataclasses.asdict(config),
                      "train_samples": int(len(data.x_train)),
                      "tensorflow": __import__("tensorflow").__version__,
@@ -205,7 +198,7 @@ def train(config: TrainingConfig, output_path: str | os.PathLike | None = None, 
     metadata["training"].pop("pen_digits_path")
     if data.x_pen_holdout is not None:
         metadata["pen_holdout_accuracy"] = round(
-            accuracy(classifier, data.x_pen_holdout, data.y_pen_holdout), 5)
+            accuracy_of(predict_digits(classifier, data.x_pen_holdout), data.y_pen_holdout), 5)
     log(f"MNIST test accuracy: {metadata['mnist_test_accuracy']:.4f}")
     if "pen_holdout_accuracy" in metadata:
         log(f"held-out pen writers accuracy: {metadata['pen_holdout_accuracy']:.4f}")
