@@ -22,5 +22,19 @@ from digit_recognition.strokes import (  # noqa: F401
     STYLES, CanvasParams, random_canvas_params, render_strokes, to_png_bytes,
 )
 from digit_recognition.training import (  # noqa: F401
-    TrainingConfig, accuracy, load_training_data, save_model, train,
+    TrainingConfig, load_training_data, save_model, train,
+)
+from digit_recognition.evaluation import (  # noqa: F401
+    accuracy_of, confusion_matrix, predict_digits, predict_probabilities,
+)
+from digit_recognition.finetuning import (  # noqa: F401
+    DEFAULT_DATASET_PATH, DEFAULT_FINETUNED_MODEL_PATH, FinetuneConfig, PreparedDataset,
+    finetune, labels_dir_from_environment, load_prepared_dataset, prepare_collected_dataset,
+    served_model_path,
+)
+from digit_recognition.label_store import LabelStore  # noqa: F401
+from digit_recognition.plots import (  # noqa: F401
+    plot_before_after, plot_class_balance, plot_class_means, plot_confusion_matrix,
+    plot_counts_per_digit, plot_digit_grid, plot_drawings_beside_mnist, plot_mistakes,
+    plot_training_curves,
 )
