@@ -1,0 +1,47 @@
+"""Gunicorn settings the Dockerfile's command loads with `--config gunicorn.conf.py`.
+
+The settings an operator tunes per deployment (bind address, workers, threads,
+timeout) are on the command line in the Dockerfile, where they are measured
+and explained; this file holds what follows from running on Cloud Run.
+"""
+import os
+
+# No preload: TensorFlow is not fork-safe, so each worker imports the app and
+# loads its own model after the fork (see flask_app/app.py).
+preload_app = False
+
+# Cloud Run sends SIGTERM, then SIGKILL 10 s later: let in-flight requests
+# finish within that window instead of gunicorn's default 30 s.
+graceful_timeout = 8
+
+# X-Forwarded-For/-Proto are left to the app (TRUSTED_PROXIES, flask_app/
+# security.py): gunicorn believes them only from loopback, its default.
+
+# Each worker touches a heartbeat file on every loop. Under `docker run` the
+# default temp dir is on the overlay filesystem, where those writes can stall a
+# worker; /dev/shm is memory. (On Cloud Run the whole filesystem is memory.)
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+
+# The run-time control socket (gunicornc) is not needed in a container, and
+# would be one more thing listening, in a home directory that may be read-only.
+control_socket_disable = True
+
+# One JSON line per record on stdout (flask_app/logging_setup.py). Gunicorn's
+# own messages (booting, worker exits) go through the same handler on the root
+# logger; its access log is switched off because the app writes one line per
+# request itself, with the fields Cloud Logging indexes.
+_level = os.environ.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
+loglevel = _level.lower()
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "root": {"level": _level, "handlers": ["json_stdout"]},
+    "loggers": {
+        "gunicorn.error": {"level": _level, "handlers": [], "propagate": True},
+        "gunicorn.access": {"level": "CRITICAL", "handlers": [], "propagate": False},
+    },
+    "handlers": {
+        "json_stdout": {"class": "flask_app.logging_setup.JsonStdoutHandler"},
+    },
+    "formatters": {},
+}

