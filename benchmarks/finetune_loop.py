@@ -124,7 +124,7 @@ def main() -> int:
     parser.add_argument("--mnist-path", default=os.environ.get("MNIST_PATH", str(SHARED_DATA / "mnist.npz")))
     parser.add_argument("--model-path", default=str(served_model_path()), help="the served (base) model")
     parser.add_argument("--group", help="writer group to collect from (default: the worst eligible one)")
-    parser.add_argument("--style", choices=sorted(DIGIT_HEIGHTS), default="small",
+    parser.add_argument("--style", choices=sorted(DIGIT_HEIGHTS), default="tiny",
                         help="how the person draws: digit height on the app's canvas (default: %(default)s)")
     parser.add_argument("--groups", help="comma-separated writer groups to consider (default: all)")
     parser.add_argument("--submit", type=int, default=500, help="drawings submitted through POST /labels")
