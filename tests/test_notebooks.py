@@ -163,7 +163,10 @@ def test_exploration_notebook_falls_back_to_pen_digits(tmp_path, kernel_name, mn
     assert image_count(notebook) == 4
 
 
-def test_model_training_notebook_trains_and_finetunes(tmp_path, kernel_name, labels_dir, mnist_path):
+def test_model_training_notebook_trains_and_finetunes(tmp_path, kernel_name, labels_dir, mnist_path,
+                                                     monkeypatch):
+    # The kernel inherits the environment: without the pen set it must train on MNIST alone.
+    monkeypatch.delenv("PEN_DIGITS_PATH", raising=False)
     dataset_path = tmp_path / "collected.npz"
     prepare_collected_dataset(labels_dir, dataset_path, log=lambda *_: None)
     model_path, finetuned_path = tmp_path / "best_model.keras", tmp_path / "best_model_fine_tuning.keras"
@@ -185,7 +188,9 @@ def test_model_training_notebook_trains_and_finetunes(tmp_path, kernel_name, lab
     assert image_count(notebook) == 5
 
 
-def test_model_training_notebook_skips_finetuning_without_a_dataset(tmp_path, kernel_name, mnist_path):
+def test_model_training_notebook_skips_finetuning_without_a_dataset(tmp_path, kernel_name, mnist_path,
+                                                                    monkeypatch):
+    monkeypatch.delenv("PEN_DIGITS_PATH", raising=False)
     notebook = run_notebook(
         "model_training.ipynb", tmp_path / "out.ipynb", kernel_name,
         mnist_path=mnist_path, epochs=1, mnist_train_limit=100, mnist_test_limit=100,
