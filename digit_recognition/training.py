@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import datasets
-from .atomic_files import atomic_write_bytes  # noqa: F401 (finetuning imports it from here)
+from .atomic_files import atomic_write_bytes
 from .evaluation import accuracy_of, predict_digits
 from .model import DigitClassifier, build_augmenter, build_model, compile_model
 
