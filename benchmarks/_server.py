@@ -12,6 +12,18 @@ import threading
 from werkzeug.serving import make_server
 
 
+def start_live_server(flask_app):
+    """Serve `flask_app` on 127.0.0.1 on a free port in a background thread.
+
+    Returns (server, thread); stop with server.shutdown(). The tests' live
+    server fixture uses this too.
+    """
+    server = make_server("127.0.0.1", 0, flask_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return server, thread
+
+
 @contextlib.contextmanager
 def serve_app(**config):
     """Yield the base URL of the real app served on 127.0.0.1 in this process."""
@@ -21,9 +33,7 @@ def serve_app(**config):
     with tempfile.TemporaryDirectory() as labels_dir:
         app = create_app({"LABELS_DIR": labels_dir, "LABELS_RATE_LIMIT": "off", "LOG_LEVEL": "WARNING",
                           **config})
-        server = make_server("127.0.0.1", 0, app, threaded=True)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
+        server, thread = start_live_server(app)
         try:
             yield f"http://127.0.0.1:{server.server_port}", app
         finally:

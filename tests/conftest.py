@@ -3,13 +3,12 @@ and real files under pytest's tmp_path."""
 from __future__ import annotations
 
 import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
+from benchmarks._server import start_live_server
 from flask_app import create_app
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -48,14 +47,6 @@ class LiveServer:
     @property
     def labels_dir(self) -> Path:
         return Path(self.app.config["LABELS_DIR"])
-
-
-def start_live_server(flask_app):
-    """Serve `flask_app` on 127.0.0.1 on a free port in a background thread."""
-    server = make_server("127.0.0.1", 0, flask_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    return server, thread
 
 
 @pytest.fixture

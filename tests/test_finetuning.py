@@ -86,7 +86,7 @@ def test_prepare_keeps_valid_samples_drops_duplicates_and_counts_invalid(tmp_pat
     store.save(ambiguous, 6)
 
     # Damage, one sample per kind.
-    empty = store.save(to_png_bytes(Image.new("RGBA", (280, 280), (255, 255, 255, 255))), 1)
+    store.save(to_png_bytes(Image.new("RGBA", (280, 280), (255, 255, 255, 255))), 1)
     truncated = store.save(drawing(pen_by_label[7][10].strokes), 7)
     truncated.png_path.write_bytes(truncated.png_path.read_bytes()[:200])
     undecodable = store.save(drawing(pen_by_label[7][11].strokes), 7)
