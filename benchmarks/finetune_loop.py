@@ -43,7 +43,7 @@ import requests
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks._server import serve_app  # noqa: E402
+from testing_support.loopback_server import serve_app  # noqa: E402
 from digit_recognition.datasets import load_pen_digits  # noqa: E402
 from digit_recognition.evaluation import accuracy_of, predict_digits  # noqa: E402
 from digit_recognition.finetuning import (FinetuneConfig, finetune,  # noqa: E402

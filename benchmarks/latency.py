@@ -25,7 +25,7 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.container_command import (  # noqa: E402
+from testing_support.container_command import (  # noqa: E402
     run_container_command, stage_image_files, wait_for_status,
 )
 from benchmarks.http_load import post_load  # noqa: E402

@@ -16,8 +16,8 @@ from digit_recognition.datasets import load_pen_digits
 from flask_app.config import DEFAULT_MODEL_PATH, defaults
 from flask_app.recognizer import load_recognizer
 
-from tests import browser_support as bs
-from tests.browser_support import by_testid
+from testing_support import browser as bs
+from testing_support.browser import by_testid
 
 
 @pytest.fixture(scope="module")
