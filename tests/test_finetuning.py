@@ -252,7 +252,7 @@ def test_finetune_command_refuses_a_model_that_fails_the_gate(tmp_path, prepared
                "--epochs", "1", "--mnist-samples", "100", "--mnist-test-limit", "200",
                "--max-mnist-drop", "-1"]
     completed = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
-    assert completed.returncode == 1, completed.stderr[-2000:]
+    assert completed.returncode == 3, completed.stderr[-2000:]  # 3: not accepted (1 is a crash)
     assert "REJECTED: MNIST test accuracy fell" in completed.stdout
     assert not output.exists() and not metadata_path_for(output).exists()
 
