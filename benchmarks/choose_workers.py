@@ -102,7 +102,7 @@ def main() -> int:
             servers[(workers, threads)] = stack.enter_context(run_container_command(
                 workdir, scratch / f"log-{workers}x{threads}.txt", spec=spec,
                 workers=workers, threads=threads, LABELS_DIR=str(labels)))
-        for (workers, threads), container in servers.items():
+        for (workers, _threads), container in servers.items():
             wait_for_status(container.port, "/readyz", container.process, timeout=600)
             warm_every_worker(container, bodies, workers, args.clients)
         print(f"load average before: {os.getloadavg()[0]:.2f}\n")

@@ -197,7 +197,7 @@ def main() -> int:
         answers = post_all(f"{url}/labels", [{"image": data_url(png), "label": int(label)}
                                              for png, label in submitted], 201)
         timings["submit"] = time.perf_counter() - started
-    assert all(answer["label"] == label for answer, (_, label) in zip(answers, submitted))
+    assert all(answer["label"] == label for answer, (_, label) in zip(answers, submitted, strict=True))
     print(f"\nsubmitted {len(answers)} labelled drawings through POST /labels "
           f"({len(answers) / timings['submit']:.0f}/s)")
 

@@ -78,8 +78,10 @@ def main() -> int:
         classifier.predict_probabilities(one)
         classifier.model.predict(one[..., None], verbose=0)
     print(f"preprocess_drawing (280 px PNG)   {percentiles(timed(lambda: preprocess_drawing(pngs[0]), args.requests))}")
-    print(f"compiled call (what /predict uses) {percentiles(timed(lambda: classifier.predict_probabilities(one), args.requests))}")
-    print(f"model.predict() (baseline)         {percentiles(timed(lambda: classifier.model.predict(one[..., None], verbose=0), max(50, args.requests // 5)))}")
+    compiled = timed(lambda: classifier.predict_probabilities(one), args.requests)
+    print(f"compiled call (what /predict uses) {percentiles(compiled)}")
+    baseline = timed(lambda: classifier.model.predict(one[..., None], verbose=0), max(50, args.requests // 5))
+    print(f"model.predict() (baseline)         {percentiles(baseline)}")
 
     with tempfile.TemporaryDirectory() as scratch_dir:
         scratch = Path(scratch_dir)

@@ -207,7 +207,7 @@ def near_duplicate_groups(images: np.ndarray, threshold: float = NEAR_DUPLICATE_
     for start in range(0, n, chunk):
         block = squared[start:start + chunk, None] + squared[None, :] - 2.0 * flat[start:start + chunk] @ flat.T
         rows, cols = np.nonzero(block < limit)
-        for i, j in zip(rows + start, cols):
+        for i, j in zip(rows + start, cols, strict=True):
             if i < j:
                 a, b = root(int(i)), root(int(j))
                 if a != b:

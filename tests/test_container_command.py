@@ -116,9 +116,11 @@ def test_dockerignore_keeps_the_model_and_leaves_out_local_state():
                  "flask_app/static/js/canvas.js", "flask_app/templates/index.html",
                  "digit_recognition/model.py", "utils.py", "gunicorn.conf.py", "requirements.txt"):
         assert not is_ignored(kept, rules), kept
-    for left_out in (".git/config", ".venv/bin/python", "tests/conftest.py", "benchmarks/cold_start.py", "testing_support/drawings.py",
+    for left_out in (".git/config", ".venv/bin/python", "tests/conftest.py", "benchmarks/cold_start.py",
+                     "testing_support/drawings.py",
                      "flask_app/__pycache__/app.cpython-311.pyc", "notebooks/train.ipynb",
-                     "training.ipynb", "flask_app/scratch.ipynb", "data/mnist.npz", "mnist.npz", "pen_digits_dev.jsonl.gz",
+                     "training.ipynb", "flask_app/scratch.ipynb", "data/mnist.npz", "mnist.npz",
+                     "pen_digits_dev.jsonl.gz", "tests/fixtures/pen_digits_sample.jsonl.gz",
                      "instance/labels/3/x.png", "artifacts/run/model.keras",
                      "flask_app/model/.digit_cnn.keras.abc.tmp"):
         assert is_ignored(left_out, rules), left_out
@@ -128,7 +130,8 @@ def test_staged_image_holds_the_app_and_no_more(spec, tmp_path):
     workdir = stage_image_files(tmp_path / "app", spec)
     files = {p.relative_to(workdir).as_posix() for p in workdir.rglob("*") if p.is_file()}
     assert {"flask_app/app.py", "flask_app/model/digit_cnn.keras", "gunicorn.conf.py", "utils.py"} <= files
-    assert not [f for f in files if f.startswith(("tests/", "benchmarks/", "testing_support/")) or "__pycache__" in f]
+    assert not [f for f in files
+                if f.startswith(("tests/", "benchmarks/", "testing_support/")) or "__pycache__" in f]
 
 
 def test_the_app_runs_with_only_what_requirements_txt_installs(spec, tmp_path):

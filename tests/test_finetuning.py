@@ -130,7 +130,7 @@ def test_prepare_keeps_valid_samples_drops_duplicates_and_counts_invalid(tmp_pat
     assert dataset.counts_per_digit() == report.counts
     assert dataset.x_train.shape[1:] == (28, 28) and dataset.x_train.dtype == np.float32
     # Each image is exactly what the server's preprocessing makes of the stored PNG.
-    for sample_id, image in zip(dataset.ids_train, dataset.x_train):
+    for sample_id, image in zip(dataset.ids_train, dataset.x_train, strict=True):
         np.testing.assert_array_equal(image, preprocess_drawing(store.get(str(sample_id)).png_path.read_bytes()))
     for ids, ys in ((dataset.ids_train, dataset.y_train), (dataset.ids_validation, dataset.y_validation)):
         assert [valid.get(str(i), 3) for i in ids] == ys.tolist()
