@@ -46,5 +46,6 @@ lint: install
 test: lint
 	$(PYTHON) -m pytest
 
+# JUPYTER_ARGS passes options through, e.g. "--no-browser --port 8889".
 notebook: install
-	$(VENV)/bin/jupyter lab
+	$(VENV)/bin/jupyter lab $(JUPYTER_ARGS)
