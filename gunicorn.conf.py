@@ -10,6 +10,29 @@ import os
 # loads its own model after the fork (see flask_app/app.py).
 preload_app = False
 
+# Slow clients must not hold the workers. A threaded worker gives each
+# connection a thread as soon as its first bytes arrive, so 8 connections that
+# trickle a request head (a header line every few seconds, never finishing)
+# take all 2 x 4 threads and every other request waits (benchmarks/
+# slow_clients.py: p99 5 s, i.e. timed out, with 20 of them). Under `docker run
+# -p 8080:8080` nothing buffers requests in front of gunicorn, so, as
+# gunicorn's design notes advise, the worker is an async one: gevent reads each
+# request head in its own greenlet, which costs memory, not a thread, and hands
+# the request to the app only once the head is complete. The app code is the
+# same WSGI app; gevent patches the standard library in each worker before the
+# app is imported (no --preload), and the model runs as before, one call at a
+# time per worker (the GIL allowed no more).
+worker_class = "gevent"
+# At most this many connections per worker (open, idle or slow), gunicorn's
+# default made explicit: beyond it a worker stops accepting until one closes.
+worker_connections = 1000
+# The gevent worker reads every request head under a `keepalive`-second
+# deadline (a new connection's first request included) and closes the
+# connection when it runs out: this is the request-read timeout. 5 s is ample
+# for any real client's head and for Cloud Run's front end reusing an idle
+# connection, and bounds how long a slow client holds even a greenlet.
+keepalive = 5
+
 # Cloud Run sends SIGTERM, then SIGKILL 10 s later: let in-flight requests
 # finish within that window instead of gunicorn's default 30 s.
 graceful_timeout = 8

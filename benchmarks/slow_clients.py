@@ -1,0 +1,187 @@
+"""Normal /predict latency while slow clients hold connections open.
+
+A slow-header ("slowloris") client opens a connection, sends the start of a
+request, then one more header line every few seconds, never finishing it. A
+server that gives each connection a thread from the moment it arrives runs out
+of threads after a handful of them, and every normal request waits.
+
+Runs the Dockerfile's CMD (benchmarks/container_command.py) once per worker
+arrangement: first the baseline, gunicorn's threaded worker (`--worker-class
+gthread`, what the CMD ran before), then the CMD as it stands. For each:
+normal /predict latency with no slow clients, then with `--slow` slow-header
+connections open (each reopened as soon as the server closes it, as an
+attacker would). A request unanswered after `--request-timeout` seconds counts
+as a failure and as that timeout in the percentiles.
+
+    python benchmarks/slow_clients.py [--slow 20] [--clients 2] [--seconds 8]
+        [--line-interval 5] [--request-timeout 5] [--pen-digits-path PATH]
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import socket
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks.container_command import (  # noqa: E402
+    parse_dockerfile, pen_drawing_pngs, predict_body, run_container_command, stage_image_files,
+    wait_for_status,
+)
+
+DEFAULT_PEN = REPO_ROOT.parent / "shared" / "data" / "pen_digits_dev.jsonl.gz"
+BASELINE_WORKER_CLASS = "gthread"
+
+
+class SlowHeaderClients:
+    """`count` connections that each send a request head one header line every
+    `line_interval` seconds and never finish it; a connection the server
+    closes is opened again at once. Use as a context manager.
+
+    `closed_by_server` counts the connections the server hung up on.
+    """
+
+    def __init__(self, port: int, count: int = 20, line_interval: float = 5.0):
+        self.port, self.count, self.line_interval = port, count, line_interval
+        self.closed_by_server = 0
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._hold, daemon=True) for _ in range(count)]
+        self._lock = threading.Lock()
+
+    def __enter__(self):
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=self.line_interval + 5)
+
+    def _hold(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
+                    sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\n")
+                    n = 0
+                    while not self._stop.wait(self.line_interval):
+                        sock.sendall(f"X-{n}: a\r\n".encode())
+                        n += 1
+                        if self._server_hung_up(sock):
+                            break
+            except OSError:
+                pass  # refused, reset or broken pipe: the server hung up
+            if not self._stop.is_set():
+                with self._lock:
+                    self.closed_by_server += 1
+
+    @staticmethod
+    def _server_hung_up(sock: socket.socket) -> bool:
+        sock.settimeout(0.0)
+        try:
+            return sock.recv(4096) == b""  # an error page also ends with a close
+        except BlockingIOError:
+            return False  # nothing to read: still open
+        finally:
+            sock.settimeout(2)
+
+
+def timed_predicts(port: int, bodies: list[bytes], clients: int, seconds: float,
+                   request_timeout: float) -> tuple[list[float], int]:
+    """(latencies in s, failures): `clients` threads POST /predict in a closed
+    loop for `seconds`, each on a new connection, as a browser's first request
+    comes; a failure (timeout, error, non-200) is recorded as `request_timeout`."""
+    latencies: list[float] = []
+    failures = [0]
+    lock = threading.Lock()
+    deadline = time.perf_counter() + seconds
+
+    def client(index: int) -> None:
+        i = index
+        while time.perf_counter() < deadline:
+            body = bodies[i % len(bodies)]
+            i += 1
+            started = time.perf_counter()
+            ok = False
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=request_timeout)
+            try:
+                connection.request("POST", "/predict", body=body, headers={"Content-Type": "application/json"})
+                response = connection.getresponse()
+                response.read()
+                ok = response.status == 200
+            except (OSError, http.client.HTTPException):
+                pass
+            finally:
+                connection.close()
+            elapsed = time.perf_counter() - started if ok else request_timeout
+            with lock:
+                latencies.append(elapsed)
+                failures[0] += not ok
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return latencies, failures[0]
+
+
+def summary(latencies: list[float], failures: int) -> str:
+    ms = np.asarray(latencies) * 1000.0
+    return (f"{len(ms):5d} req  {failures:4d} failed  p50 {np.percentile(ms, 50):7.0f} ms  "
+            f"p99 {np.percentile(ms, 99):7.0f} ms")
+
+
+def measure(workdir: Path, scratch: Path, spec, name: str, extra_args: str, bodies: list[bytes],
+            args) -> None:
+    key = name.split()[0].lower()
+    command_spec = spec
+    if extra_args:  # command-line settings win over gunicorn.conf.py
+        command_spec = type(spec)(**{**spec.__dict__,
+                                     "cmd": spec.cmd.replace(" flask_app.app:app", f" {extra_args} flask_app.app:app")})
+    with run_container_command(workdir, scratch / f"{key}.log", spec=command_spec,
+                               LABELS_DIR=str(scratch / key / "labels"), LOG_LEVEL="WARNING",
+                               PREDICT_RATE_LIMIT="off") as container:
+        wait_for_status(container.port, "/readyz", container.process, timeout=300)
+        timed_predicts(container.port, bodies, args.clients, 2.0, 30.0)  # warm every worker
+        quiet = timed_predicts(container.port, bodies, args.clients, args.seconds, args.request_timeout)
+        print(f"{name:28s} no slow clients:   {summary(*quiet)}", flush=True)
+        with SlowHeaderClients(container.port, args.slow, args.line_interval) as slow:
+            time.sleep(1.0)  # let them connect and take what they can
+            loaded = timed_predicts(container.port, bodies, args.clients, args.seconds, args.request_timeout)
+        print(f"{name:28s} {args.slow} slow clients:  {summary(*loaded)}  "
+              f"(server closed {slow.closed_by_server} slow connections)", flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--slow", type=int, default=20)
+    parser.add_argument("--clients", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--line-interval", type=float, default=5.0)
+    parser.add_argument("--request-timeout", type=float, default=5.0)
+    parser.add_argument("--pen-digits-path", default=str(DEFAULT_PEN))
+    args = parser.parse_args()
+
+    spec = parse_dockerfile()
+    bodies = [predict_body(png) for _, png in pen_drawing_pngs(args.pen_digits_path, per_label=1)]
+    print(f"CMD: {spec.cmd}")
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = Path(tmp)
+        workdir = stage_image_files(scratch / "app", spec)
+        measure(workdir, scratch, spec, f"baseline ({BASELINE_WORKER_CLASS})",
+                f"--worker-class {BASELINE_WORKER_CLASS}", bodies, args)
+        measure(workdir, scratch, spec, "Dockerfile CMD as it stands", "", bodies, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
