@@ -76,3 +76,40 @@ logconfig_dict = {
 # these from the master; an operator's own setting wins.
 os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+
+
+# --- what gunicorn itself writes --------------------------------------------
+# Gunicorn has no setting for these (its maintainers declined one for the
+# Server header, benoitc/gunicorn#825), so the two functions that write them
+# are replaced here, in the master, before the workers fork. tests/
+# test_hardening.py checks both against the real server, so a gunicorn upgrade
+# that renames them fails there.
+import json  # noqa: E402
+
+from gunicorn import util as _gunicorn_util  # noqa: E402
+from gunicorn.http import wsgi as _gunicorn_wsgi  # noqa: E402
+
+from flask_app.security_headers import SECURITY_HEADERS  # noqa: E402
+
+_gunicorn_default_headers = _gunicorn_wsgi.Response.default_headers
+
+
+def _default_headers_without_server(self):
+    # No `Server: gunicorn`: the banner only tells a scanner which exploits to try.
+    return [line for line in _gunicorn_default_headers(self) if not line.startswith("Server:")]
+
+
+def _write_error_with_security_headers(sock, status_int, reason, mesg):
+    # Gunicorn's own answer to a request too broken to reach the app (bad
+    # request line, 414 URI too long, 431 too many or too long headers...):
+    # JSON like every other error of this service, with the same security
+    # headers, instead of an HTML page without them.
+    body = json.dumps({"error": f"{reason}: {mesg}" if mesg else reason}).encode("ascii")
+    head = [f"HTTP/1.1 {status_int} {reason}", "Connection: close",
+            "Content-Type: application/json", f"Content-Length: {len(body)}", "Cache-Control: no-store",
+            *(f"{name}: {value}" for name, value in SECURITY_HEADERS)]
+    _gunicorn_util.write_nonblock(sock, ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+
+
+_gunicorn_wsgi.Response.default_headers = _default_headers_without_server
+_gunicorn_util.write_error = _write_error_with_security_headers

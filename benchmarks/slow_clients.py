@@ -13,12 +13,13 @@ connections open (each reopened as soon as the server closes it, as an
 attacker would). A request unanswered after `--request-timeout` seconds counts
 as a failure and as that timeout in the percentiles.
 
-    python benchmarks/slow_clients.py [--slow 20] [--clients 2] [--seconds 8]
+    python benchmarks/slow_clients.py [--slow 20] [--clients 2] [--seconds 4] [--rounds 2]
         [--line-interval 5] [--request-timeout 5] [--pen-digits-path PATH]
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import socket
 import sys
@@ -33,7 +34,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks.container_command import (  # noqa: E402
-    parse_dockerfile, pen_drawing_pngs, predict_body, run_container_command, stage_image_files,
+    cpu_seconds, parse_dockerfile, pen_drawing_pngs, predict_body, run_container_command, stage_image_files,
     wait_for_status,
 )
 
@@ -140,32 +141,53 @@ def summary(latencies: list[float], failures: int) -> str:
             f"p99 {np.percentile(ms, 99):7.0f} ms")
 
 
-def measure(workdir: Path, scratch: Path, spec, name: str, extra_args: str, bodies: list[bytes],
-            args) -> None:
-    key = name.split()[0].lower()
-    command_spec = spec
-    if extra_args:  # command-line settings win over gunicorn.conf.py
-        command_spec = type(spec)(**{**spec.__dict__,
-                                     "cmd": spec.cmd.replace(" flask_app.app:app", f" {extra_args} flask_app.app:app")})
-    with run_container_command(workdir, scratch / f"{key}.log", spec=command_spec,
-                               LABELS_DIR=str(scratch / key / "labels"), LOG_LEVEL="WARNING",
-                               PREDICT_RATE_LIMIT="off") as container:
-        wait_for_status(container.port, "/readyz", container.process, timeout=300)
-        timed_predicts(container.port, bodies, args.clients, 2.0, 30.0)  # warm every worker
-        quiet = timed_predicts(container.port, bodies, args.clients, args.seconds, args.request_timeout)
-        print(f"{name:28s} no slow clients:   {summary(*quiet)}", flush=True)
-        with SlowHeaderClients(container.port, args.slow, args.line_interval) as slow:
-            time.sleep(1.0)  # let them connect and take what they can
-            loaded = timed_predicts(container.port, bodies, args.clients, args.seconds, args.request_timeout)
-        print(f"{name:28s} {args.slow} slow clients:  {summary(*loaded)}  "
-              f"(server closed {slow.closed_by_server} slow connections)", flush=True)
+def command_with(spec, extra_args: str):
+    """The spec with `extra_args` before the app (command-line settings win over gunicorn.conf.py)."""
+    if not extra_args:
+        return spec
+    return type(spec)(**{**spec.__dict__,
+                         "cmd": spec.cmd.replace(" flask_app.app:app", f" {extra_args} flask_app.app:app")})
+
+
+def server_cpu(container) -> float:
+    """CPU seconds used so far by the server's master and workers."""
+    return sum(cpu_seconds(pid) for pid in [container.process.pid, *container.worker_pids()])
+
+
+def measure_rounds(servers: dict, bodies: list[bytes], args) -> None:
+    """Both arrangements run at once; rounds alternate between them, so that
+    whatever else the machine does falls on both alike."""
+    rows: dict = {(name, kind): ([], 0) for name in servers for kind in ("quiet", "slow")}
+    cpu = {name: 0.0 for name in servers}  # server CPU seconds during its no-slow-clients rounds
+
+    def add(key, result):
+        latencies, failures = rows[key]
+        rows[key] = (latencies + result[0], failures + result[1])
+
+    for _ in range(args.rounds):
+        for name, container in servers.items():
+            before = server_cpu(container)
+            add((name, "quiet"), timed_predicts(container.port, bodies, args.clients, args.seconds,
+                                                args.request_timeout))
+            cpu[name] += server_cpu(container) - before
+        for name, container in servers.items():
+            with SlowHeaderClients(container.port, args.slow, args.line_interval):
+                time.sleep(1.0)  # let them connect and take what they can
+                add((name, "slow"), timed_predicts(container.port, bodies, args.clients, args.seconds,
+                                                   args.request_timeout))
+    for name in servers:
+        latencies, failures = rows[(name, "quiet")]
+        print(f"{name:28s} no slow clients:        {summary(latencies, failures)}  "
+              f"server CPU {1000.0 * cpu[name] / max(1, len(latencies)):.1f} ms/req")
+        print(f"{name:28s} {args.slow} slow-header clients: {summary(*rows[(name, 'slow')])}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--slow", type=int, default=20)
     parser.add_argument("--clients", type=int, default=2)
-    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--line-interval", type=float, default=5.0)
     parser.add_argument("--request-timeout", type=float, default=5.0)
     parser.add_argument("--pen-digits-path", default=str(DEFAULT_PEN))
@@ -174,12 +196,20 @@ def main() -> int:
     spec = parse_dockerfile()
     bodies = [predict_body(png) for _, png in pen_drawing_pngs(args.pen_digits_path, per_label=1)]
     print(f"CMD: {spec.cmd}")
-    with tempfile.TemporaryDirectory() as tmp:
+    arrangements = {f"baseline ({BASELINE_WORKER_CLASS})": f"--worker-class {BASELINE_WORKER_CLASS}",
+                    "Dockerfile CMD as it stands": ""}
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         scratch = Path(tmp)
         workdir = stage_image_files(scratch / "app", spec)
-        measure(workdir, scratch, spec, f"baseline ({BASELINE_WORKER_CLASS})",
-                f"--worker-class {BASELINE_WORKER_CLASS}", bodies, args)
-        measure(workdir, scratch, spec, "Dockerfile CMD as it stands", "", bodies, args)
+        servers = {}
+        for index, (name, extra_args) in enumerate(arrangements.items()):
+            servers[name] = stack.enter_context(run_container_command(
+                workdir, scratch / f"server{index}.log", spec=command_with(spec, extra_args),
+                LABELS_DIR=str(scratch / f"labels{index}"), LOG_LEVEL="WARNING", PREDICT_RATE_LIMIT="off"))
+        for container in servers.values():
+            wait_for_status(container.port, "/readyz", container.process, timeout=300)
+            timed_predicts(container.port, bodies, args.clients, 2.0, 30.0)  # warm every worker
+        measure_rounds(servers, bodies, args)
     return 0
 
 

@@ -13,7 +13,7 @@ from bad_input_cases import canvas_rgba_png, data_url
 from conftest import base_test_config, start_live_server
 from flask_app import config as app_config
 from flask_app import create_app
-from flask_app.security import CONTENT_SECURITY_POLICY
+from flask_app.security_headers import CONTENT_SECURITY_POLICY
 
 ADMIN = {"Authorization": "Bearer test-admin-token"}
 EXPECTED_HEADERS = {
