@@ -16,12 +16,18 @@ preload_app = False
 # take all 2 x 4 threads and every other request waits (benchmarks/
 # slow_clients.py: p99 5 s, i.e. timed out, with 20 of them). Under `docker run
 # -p 8080:8080` nothing buffers requests in front of gunicorn, so, as
-# gunicorn's design notes advise, the worker is an async one: gevent reads each
-# request head in its own greenlet, which costs memory, not a thread, and hands
-# the request to the app only once the head is complete. The app code is the
-# same WSGI app; gevent patches the standard library in each worker before the
-# app is imported (no --preload), and the model runs as before, one call at a
-# time per worker (the GIL allowed no more).
+# gunicorn's FAQ advises for unbuffered requests, the worker is an async one:
+# gevent reads each request head in its own greenlet, which costs memory, not
+# a thread, and hands the request to the app only once the head is complete
+# (same run: p99 11-20 ms with the 20 slow clients). The app is the same WSGI
+# app; gevent patches the standard library in each worker before the app is
+# imported (no --preload). The cost: a worker now runs one request at a time
+# (its greenlets take turns, and a model call blocks the worker while it
+# runs), where its threads could decode one drawing while another was in
+# TensorFlow. Server CPU per request is about the same (benchmarks/
+# slow_clients.py prints it); on this shared, busy 2-core machine 8 closed-loop
+# clients got about half gthread's requests through. `--threads` in the CMD
+# does not apply to this worker class.
 worker_class = "gevent"
 # At most this many connections per worker (open, idle or slow), gunicorn's
 # default made explicit: beyond it a worker stops accepting until one closes.
