@@ -26,8 +26,9 @@ preload_app = False
 # runs), where its threads could decode one drawing while another was in
 # TensorFlow. Server CPU per request is about the same (benchmarks/
 # slow_clients.py prints it); on this shared, busy 2-core machine 8 closed-loop
-# clients got about half gthread's requests through. `--threads` in the CMD
-# does not apply to this worker class.
+# clients got about half gthread's requests through in two runs, and split
+# the rounds in a third (README). `--threads` in the CMD does not apply to
+# this worker class.
 worker_class = "gevent"
 # At most this many connections per worker (open, idle or slow), gunicorn's
 # default made explicit: beyond it a worker stops accepting until one closes.
