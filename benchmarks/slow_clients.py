@@ -5,7 +5,7 @@ request, then one more header line every few seconds, never finishing it. A
 server that gives each connection a thread from the moment it arrives runs out
 of threads after a handful of them, and every normal request waits.
 
-Runs the Dockerfile's CMD (benchmarks/container_command.py) once per worker
+Runs the Dockerfile's CMD (testing_support/container_command.py) once per worker
 arrangement: first the baseline, gunicorn's threaded worker (`--worker-class
 gthread`, what the CMD ran before), then the CMD as it stands. For each:
 normal /predict latency with no slow clients, then with `--slow` slow-header

@@ -14,8 +14,8 @@ import socket
 
 import pytest
 
-from bad_input_cases import canvas_rgba_png, data_url
-from conftest import base_test_config
+from testing_support.bad_inputs import canvas_rgba_png, data_url
+from tests.app_config import base_test_config
 from flask_app import create_app
 from flask_app.admin_auth import MIN_ADMIN_TOKEN_LENGTH
 

@@ -5,7 +5,7 @@ the security headers, no response names the server, chunked bodies are
 judged without a traceback, and logging out ends a session in both workers.
 
 One server for the module (started the way tests/test_container_command.py
-starts it; see benchmarks/container_command.py); its log is checked at the end.
+starts it; see testing_support/container_command.py); its log is checked at the end.
 """
 from __future__ import annotations
 
