@@ -324,9 +324,14 @@ def train(config: TrainingConfig, output_path: str | os.PathLike | None = None, 
                      "python": platform.python_version()},
         "data": data.sources,
     }
-    # Paths are machine-specific; the sha256 in `data` identifies the files.
+    # Paths are machine-specific; the sha256 in `data` identifies the files, and
+    # the starting model's version identifies it.
     for key in ("mnist_path", "pen_digits_path", "pen_chars_path", "init_model_path"):
         metadata["training"].pop(key)
+    if config.init_model_path:
+        start = metadata_path_for(config.init_model_path)
+        metadata["training"]["init_model_version"] = (
+            json.loads(start.read_text()).get("model_version") if start.exists() else Path(config.init_model_path).name)
     if data.x_pen_holdout is not None:
         raw = predict_probabilities(classifier, data.x_pen_holdout)
         figures = answer_figures(raw, data.y_pen_holdout, policy)
