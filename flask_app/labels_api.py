@@ -219,7 +219,7 @@ def export_labels():
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     body = [] if request.method == "HEAD" else ExportStream(label_store())
     response = Response(body, mimetype="application/zip")
-    response.headers["Content-Disposition"] = f'attachment; filename="labels-{stamp}.zip"'
+    response.headers["Content-Disposition"] = f"attachment; filename=labels-{stamp}.zip"
     response.headers["Cache-Control"] = "no-store"
     return response
 
