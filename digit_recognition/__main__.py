@@ -3,6 +3,7 @@
     python -m digit_recognition train --output flask_app/model/digit_cnn.keras
     python -m digit_recognition prepare [--labels-dir DIR] [--output artifacts/collected_digits.npz]
     python -m digit_recognition finetune [--base-model M] [--dataset D] [--output O]
+    python -m digit_recognition labels {migrate, import DIR, sweep}   (see label_cli)
 
 `prepare` and `finetune` call the same functions as custom_data_preparation.ipynb
 and model_training.ipynb's "Finetuning" section. `finetune` exits with status 1
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import finetuning
+from . import finetuning, label_cli
 from .training import TrainingConfig, train
 
 
@@ -58,6 +59,7 @@ def main(argv=None) -> int:
     finetune_cmd.add_argument("--no-acceptance-check", action="store_true",
                               help="save the model even if it is worse than the base model")
     finetune_cmd.add_argument("--seed", type=int, default=0)
+    label_cli.add_parser(commands)
     args = parser.parse_args(argv)
 
     if args.command == "train":
@@ -67,8 +69,8 @@ def main(argv=None) -> int:
                                 pen_digit_limit=args.pen_digit_limit, seed=args.seed)
         train(config, output_path=args.output)
     elif args.command == "prepare":
-        labels_dir = args.labels_dir or finetuning.labels_dir_from_environment()
-        finetuning.prepare_collected_dataset(labels_dir, args.output,
+        store = label_cli.open_store_from_environment(args.labels_dir)
+        finetuning.prepare_collected_dataset(store, args.output,
                                              validation_fraction=args.validation_fraction, seed=args.seed)
     elif args.command == "finetune":
         config = finetuning.FinetuneConfig(
@@ -81,6 +83,8 @@ def main(argv=None) -> int:
         result = finetuning.finetune(config, output_path=args.output)
         print(result.summary())
         return 0 if result.accepted else 1
+    elif args.command == "labels":
+        return label_cli.run(args)
     return 0
 
 

@@ -79,7 +79,6 @@ def _chunks(stream: ExportStream) -> Iterator[bytes]:
     sink = _ChunkSink()
     count = 0
     with tempfile.TemporaryFile() as manifest_samples, zipfile.ZipFile(sink, "w") as archive:
-        yield b""  # the generator has started: a server may send headers now
         pending = 0
         for record in store.iter_samples():
             try:
@@ -98,7 +97,7 @@ def _chunks(stream: ExportStream) -> Iterator[bytes]:
             count += 1
             stream.count = count
             pending += len(png)
-            if pending >= chunk_bytes:
+            if pending >= chunk_bytes or count == 1:  # the first sample leaves at once
                 yield sink.take()
                 pending = 0
         exported_at = utc_now_iso()

@@ -257,18 +257,19 @@ class LabelStore:
 
     # -- plumbing ----------------------------------------------------------------
 
-    def ensure_schema(self) -> None:
-        """Create or migrate the database schema, once per store object."""
+    def ensure_schema(self) -> bool:
+        """Create or migrate the database schema, once per store object; True if a migration ran."""
         if self._schema_ready:
-            return
+            return False
         with self._schema_lock:
             if self._schema_ready:
-                return
+                return False
             if self._uses_default_database:
                 self.root.mkdir(parents=True, exist_ok=True)
             with _database_errors():
-                db.migrate(self.engine)
+                ran = db.migrate(self.engine)
             self._schema_ready = True
+            return ran
 
     @contextlib.contextmanager
     def _reading(self):
@@ -555,6 +556,8 @@ class LabelStore:
             kept = [(r, p) for r, p in zip(rows, paths) if (r["sha256"], r["label"]) not in copies]
             report.duplicates += len(rows) - len(kept)
             rows = [r for r, _ in kept]
+            if not rows:
+                return
             written = [self._write_image(sample_id, png) for _, (sample_id, png) in kept]
             try:
                 with self._writing() as connection:
