@@ -409,12 +409,13 @@ class LabelStore:
         return connection.execute(select(db.samples).where(db.samples.c.sha256 == sha256,
                                                            db.samples.c.label == label)).first()
 
-    def _write_image(self, sample_id: str, clean_png: bytes) -> Path:
+    def _write_image(self, sample_id: str, clean_png: bytes, sync: bool = True) -> Path:
         path = self.image_path(sample_id)
         if not path.parent.is_dir():
             path.parent.mkdir(parents=True, exist_ok=True)
-            fsync_directory(path.parent.parent)  # the new shard's entry must outlive a power cut too
-        atomic_write_bytes(path, clean_png)
+            if sync:
+                fsync_directory(path.parent.parent)  # the new shard's entry must outlive a power cut too
+        atomic_write_bytes(path, clean_png, sync=sync)
         return path
 
     def _full_message(self) -> str:
@@ -558,7 +559,10 @@ class LabelStore:
             rows = [r for r, _ in kept]
             if not rows:
                 return
-            written = [self._write_image(sample_id, png) for _, (sample_id, png) in kept]
+            # One file-system sync for the batch instead of two fsyncs per image:
+            # the images are still on disk before their rows commit.
+            written = [self._write_image(sample_id, png, sync=False) for _, (sample_id, png) in kept]
+            os.sync()
             try:
                 with self._writing() as connection:
                     self._insert(connection, rows)
