@@ -298,7 +298,9 @@ def sweep_now(server: Server) -> None:
                    cwd=REPO_ROOT, env=server.env, check=True, capture_output=True)
 
 
-def concurrency_and_crash(name: str, scratch: Path, database_url: str | None, drawings: list[str]) -> None:
+def concurrency_and_crash(name: str, scratch: Path, new_database, drawings: list[str]) -> None:
+    """`new_database()` gives a fresh database's URL (None: SQLite in the labels dir) per run."""
+    database_url = new_database()
     labels_dir = scratch / f"{name}-load"
     server = Server(labels_dir, scratch / f"{name}-load.log", database_url)
     server.start()
@@ -315,6 +317,7 @@ def concurrency_and_crash(name: str, scratch: Path, database_url: str | None, dr
           f"(baseline POST /predict, same drawings: {len(drawings) / predict_s:.0f}/s, "
           f"{len(predict_failures)} failures)")
 
+    database_url = new_database()
     labels_dir = scratch / f"{name}-crash"
     server = Server(labels_dir, scratch / f"{name}-crash.log", database_url)
     server.start()
@@ -397,13 +400,13 @@ def main() -> None:
                   f"HEAD {export['head_s'] * 1000:.0f} ms")
 
         drawings = [data_url(digit_png(n % 10, seed=n)) for n in range(1000)]
-        concurrency_and_crash("SQLite", scratch, None, drawings)
+        concurrency_and_crash("SQLite", scratch, lambda: None, drawings)
         if not args.skip_postgres:
             if find_postgres_bin() is None:
                 print("PostgreSQL: not installed (apt-get install postgresql); skipped")
             else:
                 with running_postgres(durable=True) as postgres:
-                    concurrency_and_crash("PostgreSQL", scratch, postgres.create_database("bench"), drawings)
+                    concurrency_and_crash("PostgreSQL", scratch, lambda: postgres.create_database("bench"), drawings)
 
 
 if __name__ == "__main__":
