@@ -352,6 +352,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=100_000)
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--skip-scale", action="store_true", help="only the load and crash runs")
+    parser.add_argument("--skip-load", action="store_true", help="only the N-sample runs")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="label-scale-") as scratch_name:
@@ -399,6 +400,8 @@ def main() -> None:
                   f"worker RSS {export['rss_before']:.0f} MiB before, +{export['rss_growth']:.0f} MiB at most; "
                   f"HEAD {export['head_s'] * 1000:.0f} ms")
 
+        if args.skip_load:
+            return
         drawings = [data_url(digit_png(n % 10, seed=n)) for n in range(1000)]
         concurrency_and_crash("SQLite", scratch, lambda: None, drawings)
         if not args.skip_postgres:
