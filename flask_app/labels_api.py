@@ -135,9 +135,7 @@ def _json_error(message: str, status: int):
 
 
 def _not_found():
-    response = jsonify(error="no such sample")
-    response.status_code = 404
-    return response
+    return _json_error("no such sample", 404)
 
 
 @bp.post("/labels")
