@@ -3,6 +3,7 @@
     python -m digit_recognition train --output flask_app/model/digit_cnn.keras
     python -m digit_recognition prepare [--labels-dir DIR] [--output artifacts/collected_digits.npz]
     python -m digit_recognition finetune [--base-model M] [--dataset D] [--output O]
+    python -m digit_recognition labels {migrate, import DIR, sweep}   (see label_cli)
 
 `prepare` and `finetune` call the same functions as custom_data_preparation.ipynb
 and model_training.ipynb's "Finetuning" section.
@@ -102,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
                               help="save the model even if it is worse than the base model, or cannot be "
                                    "checked (no held-out drawings)")
     finetune_cmd.add_argument("--seed", type=int, default=0)
+
+    from . import label_cli
+
+    label_cli.add_parser(commands)
     return parser
 
 
@@ -132,10 +137,10 @@ def run_train(args) -> int:
 
 
 def run_prepare(args) -> int:
-    from . import finetuning
+    from . import finetuning, label_cli
 
-    labels_dir = args.labels_dir or finetuning.labels_dir_from_environment()
-    finetuning.prepare_collected_dataset(labels_dir, args.output,
+    store = label_cli.open_store_from_environment(args.labels_dir)
+    finetuning.prepare_collected_dataset(store, args.output,
                                          validation_fraction=args.validation_fraction, seed=args.seed)
     return EXIT_OK
 
@@ -159,7 +164,13 @@ def run_finetune(args) -> int:
     return EXIT_OK if result.accepted else EXIT_NOT_ACCEPTED
 
 
-COMMANDS = {"train": run_train, "prepare": run_prepare, "finetune": run_finetune}
+def run_labels(args) -> int:
+    from . import label_cli
+
+    return label_cli.run(args)
+
+
+COMMANDS = {"train": run_train, "prepare": run_prepare, "finetune": run_finetune, "labels": run_labels}
 
 
 def main(argv=None) -> int:
