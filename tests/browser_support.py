@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,8 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from digit_recognition.datasets import load_pen_digits
+from flask_app.config import DEFAULT_MODEL_PATH, defaults
+from flask_app.recognizer import load_recognizer
 from digit_recognition.strokes import CanvasParams, render_strokes, to_png_bytes
 
 CHROMIUM_PATH = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -77,9 +80,12 @@ document.addEventListener("securitypolicyviolation", (event) => {
 class PageProblems:
     """Everything a page complained about: console errors, uncaught exceptions."""
     errors: list[str] = field(default_factory=list)
+    allowed: list[str] = field(default_factory=list)  # console errors a test causes on purpose
 
     def attach(self, page) -> None:
-        page.on("console", lambda message: message.type == "error" and self.errors.append(
+        _problems_of[page] = self
+        page.on("console", lambda message: message.type == "error" and not any(
+            text in message.text for text in self.allowed) and self.errors.append(
             f"console.error: {message.text}"))
         page.on("pageerror", lambda error: self.errors.append(f"uncaught: {error}"))
         page.add_init_script(_RECORD_CSP_VIOLATIONS)
@@ -93,6 +99,15 @@ class PageProblems:
             except Exception as exc:  # the page navigated away mid-check; nothing to read
                 problems.append(f"could not read CSP violations: {exc}")
         return problems
+
+
+_problems_of: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def allow_console_errors(page, text):
+    """A test that makes requests fail on purpose: the browser's own console
+    line for each ("Failed to load resource: ...") is not a page problem."""
+    _problems_of[page].allowed.append(text)
 
 
 def enforce_csp(page) -> None:
@@ -141,6 +156,29 @@ def open_page(browser, live_server):
         found += [f"{page.url}: {problem}" for problem in problems.check(page)]
         context.close()
     assert not found, "the page reported problems:\n" + "\n".join(found)
+
+
+@pytest.fixture(scope="module")
+def pen_strokes(pen_digits_path):
+    """The first pen digit of each label, whatever the model makes of it."""
+    first = {}
+    for digit in load_pen_digits(pen_digits_path):
+        first.setdefault(digit.label, digit.strokes)
+    return first
+
+
+@pytest.fixture(scope="module")
+def clear_digits(pen_digits_path):
+    """One digit per label that the shipped model reads right offline."""
+    recognizer = load_recognizer(str(DEFAULT_MODEL_PATH), defaults()["MAX_IMAGE_PIXELS"])
+    return pick_clear_digits(pen_digits_path, recognizer)
+
+
+def clear_digit(clear_digits, label):
+    if label not in clear_digits:
+        pytest.fail(f"the shipped model reads none of the first pen digits labelled {label} "
+                    "confidently; is the trained model in flask_app/model/?")
+    return clear_digits[label]
 
 
 # --- test digits -------------------------------------------------------------

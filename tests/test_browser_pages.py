@@ -11,35 +11,10 @@ import json
 import pytest
 from PIL import Image
 
-from digit_recognition.datasets import load_pen_digits
-from flask_app.config import DEFAULT_MODEL_PATH, defaults
-from flask_app.recognizer import load_recognizer
 
 from tests import browser_support as bs
-from tests.browser_support import browser, by_testid, open_page  # noqa: F401 (fixtures)
-
-
-@pytest.fixture(scope="module")
-def pen_strokes(pen_digits_path):
-    """The first pen digit of each label, whatever the model makes of it."""
-    first = {}
-    for digit in load_pen_digits(pen_digits_path):
-        first.setdefault(digit.label, digit.strokes)
-    return first
-
-
-@pytest.fixture(scope="module")
-def clear_digits(pen_digits_path):
-    """One digit per label that the shipped model reads right offline."""
-    recognizer = load_recognizer(str(DEFAULT_MODEL_PATH), defaults()["MAX_IMAGE_PIXELS"])
-    return bs.pick_clear_digits(pen_digits_path, recognizer)
-
-
-def clear_digit(clear_digits, label):
-    if label not in clear_digits:
-        pytest.fail(f"the shipped model reads none of the first pen digits labelled {label} "
-                    "confidently; is the trained model in flask_app/model/?")
-    return clear_digits[label]
+from tests.browser_support import (browser, by_testid, clear_digit, clear_digits,  # noqa: F401 (fixtures)
+                                   open_page, pen_strokes)
 
 
 # --- the drawing page --------------------------------------------------------
@@ -167,7 +142,9 @@ def test_clear_empties_the_canvas_and_the_answer(open_page, pen_strokes):
 
 
 def test_touch_drawing_on_a_phone_is_recognised_and_does_not_scroll(open_page, clear_digits):
-    page = open_page("/", bs.PHONE)
+    # A short phone screen (a browser's bars take their share), so that the
+    # page scrolls and a finger that scrolled it would show.
+    page = open_page("/", {**bs.PHONE, "viewport": {"width": 390, "height": 560}})
     canvas = by_testid(page, "canvas")
     # Sharp on a 3x screen: one backing-store pixel per device pixel.
     css_width, backing_width = canvas.evaluate("c => [c.getBoundingClientRect().width, c.width]")

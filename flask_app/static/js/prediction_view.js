@@ -181,6 +181,8 @@ export class PredictionView {
       row.style.setProperty("--probability", String(probability));
     });
     this.#toggle.hidden = !probabilities;
+    // Not a digit: what the model saw, but no bars naming digits it does not see.
+    this.#list.parentElement.hidden = Boolean(part && part.verdict === "not_a_digit");
     this.#setPreview(this.#preview, part && part.preview);
   }
 
@@ -204,8 +206,8 @@ export class PredictionView {
       image.width = 56;
       image.height = 56;
       image.alt = `Digit ${index + 1} as the model saw it: 28 by 28 pixels`;
-      this.#setPreview(image, part.preview);
       frame.append(image);
+      this.#setPreview(image, part.preview);
       item.append(digit, share, frame);
       return item;
     }));
