@@ -113,7 +113,9 @@ def allow_console_errors(page, text):
 def enforce_csp(page) -> None:
     """Serve every HTML page with the app's Content-Security-Policy."""
     def add_policy(route):
-        if route.request.resource_type != "document":
+        # Only page loads; a form's POST goes through untouched (re-sending it from
+        # Playwright would lose the browser's Sec-Fetch-Site, and the server refuse it).
+        if route.request.resource_type != "document" or route.request.method != "GET":
             route.continue_()
             return
         response = route.fetch()
@@ -167,11 +169,15 @@ def pen_strokes(pen_digits_path):
     return first
 
 
+def shipped_recognizer():
+    """The recognizer of the model the app ships (loaded once per process)."""
+    return load_recognizer(str(DEFAULT_MODEL_PATH), defaults()["MAX_IMAGE_PIXELS"])
+
+
 @pytest.fixture(scope="module")
 def clear_digits(pen_digits_path):
     """One digit per label that the shipped model reads right offline."""
-    recognizer = load_recognizer(str(DEFAULT_MODEL_PATH), defaults()["MAX_IMAGE_PIXELS"])
-    return pick_clear_digits(pen_digits_path, recognizer)
+    return pick_clear_digits(pen_digits_path, shipped_recognizer())
 
 
 def clear_digit(clear_digits, label):

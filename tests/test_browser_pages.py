@@ -6,6 +6,8 @@ Every test fails if the page logs a console error, throws, or violates the CSP.
 """
 from __future__ import annotations
 
+import base64
+import io
 import json
 
 import pytest
@@ -312,3 +314,100 @@ def test_everything_but_drawing_works_from_the_keyboard(open_page, pen_strokes):
     page.locator('[data-testid="label-5"]').focus()
     page.keyboard.press("Space")
     assert by_testid(page, "label-5").get_attribute("aria-pressed") == "true"
+
+
+# --- layout and small things ---------------------------------------------------
+
+def sign_in_to_review(page, live_server):
+    page.goto(live_server.url + "/review")
+    by_testid(page, "token").fill("test-admin-token")  # base_test_config's
+    by_testid(page, "login").click()
+    page.wait_for_selector('[data-testid="summary"]')
+
+
+@pytest.mark.parametrize("path", ["/", "/labeling", "/review"])
+def test_nothing_overflows_sideways_at_320_px(open_page, live_server, pen_strokes, path):
+    page = open_page("/", bs.PHONE_320)
+    if path == "/review":
+        live_server.app.extensions["label_store"].save(_tiny_png(), 3, prediction=5, confidence=0.8,
+                                                       model_version="test")
+        sign_in_to_review(page, live_server)  # the admin's header has the Review link too
+    else:
+        page.goto(live_server.url + path)
+        bs.draw_with_touch(page, by_testid(page, "canvas"), pen_strokes[4])
+        bs.wait_for_answer(page)
+    assert bs.no_horizontal_overflow(page), page.evaluate("document.documentElement.scrollWidth")
+    for link in page.locator(".nav-list a").all():
+        box = link.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 320, link.text_content()
+
+
+def _tiny_png():
+    from tests.drawing_factory import canvas_png, first_pen_digit
+    from tests.conftest import PEN_DIGITS_PATH
+    return canvas_png(first_pen_digit(PEN_DIGITS_PATH, 3).strokes)
+
+
+def test_review_link_is_only_for_the_signed_in_admin(open_page, live_server):
+    page = open_page("/")
+    assert page.locator(".nav-list a", has_text="Review").count() == 0
+    sign_in_to_review(page, live_server)
+    page.goto(live_server.url + "/")
+    assert page.locator(".nav-list a", has_text="Review").count() == 1
+
+
+def test_hover_colours_only_where_there_is_hover(open_page):
+    """A tapped button must not keep its hover colour on a touch screen."""
+    page = open_page("/")
+    outside = page.evaluate("""() => {
+      const found = [];
+      const walk = (rules, inHoverMedia) => {
+        for (const rule of rules) {
+          if (rule instanceof CSSMediaRule) walk(rule.cssRules, inHoverMedia || rule.conditionText.includes('hover: hover'));
+          else if (rule.selectorText && rule.selectorText.includes(':hover') && !inHoverMedia) found.push(rule.selectorText);
+        }
+      };
+      for (const sheet of document.styleSheets) walk(sheet.cssRules, false);
+      return found;
+    }""")
+    assert outside == []
+
+
+def test_empty_preview_is_an_empty_frame_not_a_black_square(open_page, pen_strokes):
+    page = open_page("/")
+    frame = page.locator(".preview-frame")
+    background = frame.evaluate("el => getComputedStyle(el).backgroundColor")
+    assert background in ("rgba(0, 0, 0, 0)", "transparent")
+    assert frame.evaluate("el => getComputedStyle(el).borderTopStyle") == "dashed"
+    bs.draw_with_mouse(page, by_testid(page, "canvas"), pen_strokes[5])
+    bs.wait_for_answer(page)
+    assert frame.evaluate("el => getComputedStyle(el).backgroundColor") == "rgb(0, 0, 0)"
+
+
+@pytest.mark.parametrize("device", [bs.DESKTOP, bs.PHONE], ids=["desktop", "phone"])
+def test_drawing_area_is_wide_and_the_brush_follows_its_height(open_page, device):
+    """Wider than tall for numbers; the stroke (on screen and in the PNG sent)
+    is the same share of the canvas height whatever the width."""
+    page = open_page("/", device)
+    canvas = by_testid(page, "canvas")
+    box = canvas.bounding_box()
+    ratio = box["width"] / box["height"]
+    assert (2.2 <= ratio <= 2.8) if device is bs.DESKTOP else (1.3 <= ratio <= 1.7)
+    assert box["height"] >= 200  # room for a finger
+    sent = []
+    page.on("request", lambda request: request.url.endswith("/predict") and sent.append(request))
+    # A vertical line; its thickness in the PNG sent to /predict, in pixels.
+    x = box["x"] + box["width"] / 2
+    page.mouse.move(x, box["y"] + box["height"] * 0.2)
+    page.mouse.down()
+    page.mouse.move(x, box["y"] + box["height"] * 0.8, steps=10)
+    page.mouse.up()
+    bs.wait_until_settled(page)
+    image_url = json.loads(sent[-1].post_data)["image"]
+    with Image.open(io.BytesIO(base64.b64decode(image_url.split(",", 1)[1]))) as png:
+        alpha = png.getchannel("A")
+        width, height = png.size
+        assert (width, height) == (round(box["width"]), round(box["height"]))
+        row = [alpha.getpixel((column, height // 2)) for column in range(width)]
+    thickness = sum(value / 255 for value in row)
+    assert thickness == pytest.approx(0.05 * height, abs=1.5)
