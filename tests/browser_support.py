@@ -250,7 +250,8 @@ def draw_with_mouse(page, canvas, strokes, release_last=True):
 def fit_number(digit_strokes, box, height_fraction=0.55, gap_fraction=0.35):
     """Lay several pen digits out left to right on a canvas' bounding box, as a
     person writes a number: each `height_fraction` of the canvas tall, gaps of
-    `gap_fraction` of that height between them, the line centred."""
+    `gap_fraction` of that height between them, the line centred. One list of
+    strokes (page coordinates) per digit."""
     height = height_fraction * box["height"]
     placed, x = [], 0.0
     for strokes in digit_strokes:
@@ -261,12 +262,12 @@ def fit_number(digit_strokes, box, height_fraction=0.55, gap_fraction=0.35):
     width = x - gap_fraction * height
     left = box["x"] + (box["width"] - width) / 2
     top = box["y"] + (box["height"] - height) / 2
-    return [[(left + px, top + py) for px, py in stroke] for digit in placed for stroke in digit]
+    return [[[(left + px, top + py) for px, py in stroke] for stroke in digit] for digit in placed]
 
 
 def draw_number_with_mouse(page, canvas, digit_strokes):
     """Write several pen digits side by side with real mouse events."""
-    for stroke in fit_number(digit_strokes, canvas.bounding_box()):
+    for stroke in [stroke for digit in fit_number(digit_strokes, canvas.bounding_box()) for stroke in digit]:
         page.mouse.move(*stroke[0])
         page.mouse.down()
         for x, y in stroke[1:]:
@@ -357,6 +358,42 @@ def probabilities_shown(page):
 def no_horizontal_overflow(page):
     """The page is no wider than the viewport (nothing to scroll sideways)."""
     return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+# WCAG 2.x contrast of every visible piece of text against the background it
+# is painted on; large text (24px, or 18.66px bold) needs 3:1, the rest 4.5:1.
+TEXT_CONTRAST = """() => {
+  const parse = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+  const luminance = ([r, g, b]) => {
+    const lin = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b);
+  };
+  const background = (el) => {
+    for (; el; el = el.parentElement) {
+      const c = parse(getComputedStyle(el).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] > 0)) return c.slice(0, 3);
+    }
+    return parse(getComputedStyle(document.documentElement).backgroundColor).slice(0, 3);
+  };
+  const failures = [];
+  let checked = 0;
+  for (const el of document.querySelectorAll('body *')) {
+    const text = Array.from(el.childNodes).filter((n) => n.nodeType === 3)
+      .map((n) => n.textContent.trim()).join('');
+    if (!text || el.closest('[hidden], .visually-hidden, button:disabled')) continue;
+    if (!el.checkVisibility()) continue;
+    const style = getComputedStyle(el);
+    const fg = luminance(parse(style.color).slice(0, 3));
+    const bg = luminance(background(el));
+    const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+    const size = parseFloat(style.fontSize);
+    const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
+    checked++;
+    if (ratio < (large ? 3 : 4.5)) failures.push(`${el.tagName} "${text.slice(0, 30)}": ${ratio.toFixed(2)}`);
+  }
+  return {checked, failures};
+}"""
+
 
 
 # --- /predict answers in the contract's shape, for states the real model

@@ -236,41 +236,6 @@ def test_labelling_asks_for_what_is_missing_and_stores_nothing(open_page, live_s
 
 # --- accessibility -----------------------------------------------------------
 
-# WCAG 2.x contrast of every visible piece of text against the background it
-# is painted on; large text (24px, or 18.66px bold) needs 3:1, the rest 4.5:1.
-_TEXT_CONTRAST = """() => {
-  const parse = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
-  const luminance = ([r, g, b]) => {
-    const lin = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
-    return 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b);
-  };
-  const background = (el) => {
-    for (; el; el = el.parentElement) {
-      const c = parse(getComputedStyle(el).backgroundColor);
-      if (c.length === 3 || (c.length === 4 && c[3] > 0)) return c.slice(0, 3);
-    }
-    return parse(getComputedStyle(document.documentElement).backgroundColor).slice(0, 3);
-  };
-  const failures = [];
-  let checked = 0;
-  for (const el of document.querySelectorAll('body *')) {
-    const text = Array.from(el.childNodes).filter((n) => n.nodeType === 3)
-      .map((n) => n.textContent.trim()).join('');
-    if (!text || el.closest('[hidden], .visually-hidden, button:disabled')) continue;
-    if (!el.checkVisibility()) continue;
-    const style = getComputedStyle(el);
-    const fg = luminance(parse(style.color).slice(0, 3));
-    const bg = luminance(background(el));
-    const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
-    const size = parseFloat(style.fontSize);
-    const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
-    checked++;
-    if (ratio < (large ? 3 : 4.5)) failures.push(`${el.tagName} "${text.slice(0, 30)}": ${ratio.toFixed(2)}`);
-  }
-  return {checked, failures};
-}"""
-
-
 @pytest.mark.parametrize("color_scheme", ["light", "dark"])
 @pytest.mark.parametrize("path", ["/", "/labeling"])
 def test_text_contrast_meets_wcag_aa(open_page, pen_strokes, path, color_scheme):
@@ -279,7 +244,7 @@ def test_text_contrast_meets_wcag_aa(open_page, pen_strokes, path, color_scheme)
     bs.wait_for_answer(page)
     if path == "/labeling":
         page.keyboard.press("1")  # a pressed label button and the agreement note
-    result = page.evaluate(_TEXT_CONTRAST)
+    result = page.evaluate(bs.TEXT_CONTRAST)
     assert result["checked"] > 20
     assert not result["failures"], result["failures"]
 

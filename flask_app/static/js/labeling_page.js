@@ -140,13 +140,12 @@ function readyToSubmit() {
   }
   const answer = view.answer;
   if (answer && answer.parts.length > 1) {
-    say(`Not saved: that looks like ${answer.parts.length} digits. Clear, and draw just one.`, "error");
+    say("Not saved: one digit per drawing.", "error");
     return false;
   }
   if (answer && answer.verdict === "not_a_digit" && !confirmingNotADigit) {
     setConfirming(true);
-    say(`The model doesn't think this is a digit. If it is ${withArticle(chosenLabel)}, ` +
-      "press Submit again to save it anyway.", "warn");
+    say(`Sure it is ${withArticle(chosenLabel)}? Press “Submit anyway as ${chosenLabel}” to save it.`, "warn");
     return false;
   }
   return true;
