@@ -145,3 +145,26 @@ def test_labelling_page_states(open_page, clear_digits, device_name, color_schem
     by_testid(page, "submit").click()
     failures += capture(page, f"label-several-digits-{suffix}")
     assert not failures, failures
+
+
+@pytest.mark.parametrize("color_scheme", ["light", "dark"])
+@pytest.mark.parametrize("device_name", ["desktop", "phone"])
+def test_review_page_states(open_page, live_server, device_name, color_scheme):
+    from tests.label_drawings import digit_png
+    store = live_server.app.extensions["label_store"]
+    for i, (label, prediction, confidence) in enumerate([(1, 1, 0.996), (4, 9, 0.62), (7, 1, 0.9), (0, 0, 0.97)]):
+        store.save(digit_png(label, seed=i), label, prediction=prediction, confidence=confidence,
+                   model_version="test")
+    page = open_page("/review", DEVICES[device_name], color_scheme, reduced_motion="reduce")
+    suffix = f"{device_name}-{color_scheme}"
+    failures = capture(page, f"review-login-{suffix}")
+    by_testid(page, "token").fill("test-admin-token")
+    by_testid(page, "login").click()
+    page.wait_for_selector('[data-testid="summary"]')
+    page.wait_for_function("""() => [...document.querySelectorAll('img.review-thumb')]
+                                     .every(img => img.complete && img.naturalWidth > 0)""")
+    failures += capture(page, f"review-list-{suffix}")
+    by_testid(page, "sample").nth(1).locator('[data-testid="delete"]').click()
+    failures += capture(page, f"review-deleted-undo-{suffix}")
+    by_testid(page, "undo-delete").click()
+    assert not failures, failures
