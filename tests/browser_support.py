@@ -484,6 +484,20 @@ def answer_predict_with(page, body=None, status=200, delay_ms=0):
     page.route("**/predict", handle)
 
 
+def hold_predict(page):
+    """Hold every /predict request (the server's answer is on its way, slowly)
+    until the returned function is called; then they go to the real server."""
+    held = []
+    page.unroute("**/predict")
+    page.route("**/predict", held.append)
+
+    def release():
+        page.unroute("**/predict")
+        for route in held:
+            route.continue_()
+    return release
+
+
 def screenshot(page, name):
     """Save a screenshot of the whole page under artifacts/screenshots/ to look at."""
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)

@@ -239,6 +239,8 @@ def test_offline_and_server_errors_say_so_in_the_headline_with_a_working_retry(o
     retry.click()
     assert bs.wait_for_answer(page) == "3"
     assert not retry.is_visible()
+    # The Retry button is gone; the keyboard stays in the headline slot, not at the page's start.
+    assert page.evaluate("document.activeElement.dataset.testid") == "headline"
 
     # The server fails.
     bs.answer_predict_with(page, {"error": "internal error"}, status=500)

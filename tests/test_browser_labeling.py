@@ -28,8 +28,14 @@ def in_viewport(page, testid):
 
 
 def wait_for_status(page, text):
-    page.wait_for_function("(text) => document.querySelector('[data-testid=\"status\"]').textContent.includes(text)",
-                           arg=text)
+    try:
+        page.wait_for_function(
+            "(text) => document.querySelector('[data-testid=\"status\"]').textContent.includes(text)",
+            arg=text, timeout=10_000)
+    except Exception:
+        raise AssertionError(f"status {by_testid(page, 'status').text_content()!r}, "
+                             f"agreement {by_testid(page, 'agreement').text_content()!r}; "
+                             f"waited for {text!r}") from None
 
 
 def test_the_phone_labelling_loop_fits_one_screen(open_page, live_server, clear_digits):
@@ -44,6 +50,8 @@ def test_the_phone_labelling_loop_fits_one_screen(open_page, live_server, clear_
         for testid in ("canvas", "label-0", "label-9", "agreement", "submit"):
             assert in_viewport(page, testid), f"{testid} is off the screen"
         by_testid(page, f"label-{label}").tap()
+        assert by_testid(page, f"label-{label}").get_attribute("aria-pressed") == "true", \
+            [b.get_attribute("aria-pressed") for b in page.locator("[data-label]").all()]
         by_testid(page, "submit").tap()
         wait_for_status(page, f"Saved as {label}")
         assert in_viewport(page, "status"), "the confirmation is below the fold"

@@ -63,21 +63,20 @@ def test_drawing_page_states(open_page, clear_digits, device_name, color_scheme)
     suffix = f"{device_name}-{color_scheme}"
     failures = capture(page, f"draw-empty-{suffix}")
 
-    bs.answer_predict_with(page, delay_ms=1200)
+    release = bs.hold_predict(page)
     draw(page, device_name, clear_digit(clear_digits, 8))
-    page.wait_for_timeout(400)
     assert bs.answer_state(page) == "pending"
     failures += capture(page, f"draw-reading-{suffix}")
+    release()
     bs.wait_for_answer(page)
-    page.unroute("**/predict")
     failures += capture(page, f"draw-sure-{suffix}")
-    bs.answer_predict_with(page, delay_ms=1500)
+    release = bs.hold_predict(page)
     draw(page, device_name, [[(10, 10), (40, 40)]])
-    page.wait_for_timeout(400)
+    page.wait_for_timeout(300)  # the dimming waits 250 ms, so quick answers do not flicker
     assert by_testid(page, "answer").get_attribute("data-stale") == "true"
     failures += capture(page, f"draw-stale-{suffix}", check_contrast=False)  # dimmed on purpose
+    release()
     bs.wait_for_answer(page)
-    page.unroute("**/predict")
 
     routed = {
         "probably": bs.contract_answer(bs.contract_part(8, 0.78, runner_up=3, runner_share=0.15)),

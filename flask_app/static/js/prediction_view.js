@@ -55,7 +55,11 @@ export class PredictionView {
     this.#lowConfidence = Number.isFinite(threshold) ? threshold : 0.6;
     this.#mode = root.dataset.mode === "digit" ? "digit" : "number";
     this.#emptyVerdict = this.#verdict.textContent;
-    this.#retry.addEventListener("click", () => this.#onRetry());
+    this.#retry.addEventListener("click", () => {
+      // The button goes once reading starts: keep the keyboard in the headline slot.
+      this.#glyph.parentElement.focus();
+      this.#onRetry();
+    });
     this.#toggle.addEventListener("click", () => this.#setExpanded(this.#list.dataset.expanded !== "true"));
     this.#setExpanded(false);
   }
