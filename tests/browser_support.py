@@ -489,7 +489,7 @@ def hold_predict(page):
     until the returned function is called; then they go to the real server."""
     held = []
     page.unroute("**/predict")
-    page.route("**/predict", held.append)
+    page.route("**/predict", lambda route: held.append(route))
 
     def release():
         page.unroute("**/predict")
