@@ -1,7 +1,8 @@
-"""The digit-recognition core, as the app, the notebooks and the tests import it.
+"""The digit-recognition core as one flat import, for the notebooks.
 
-The code lives in the `digit_recognition` package, one module per concern;
-this module is the single flat import surface the product card names:
+The code lives in the `digit_recognition` package, one module per concern; the
+app, the tests and the benchmarks import those modules directly. This module is
+the single flat import surface the product card names, for notebook users:
 
     from utils import preprocess_drawing, load_mnist, build_model
 """
@@ -28,7 +29,7 @@ from digit_recognition.evaluation import (  # noqa: F401
     accuracy_of, confusion_matrix, predict_digits, predict_probabilities,
 )
 from digit_recognition.finetuning import (  # noqa: F401
-    DEFAULT_DATASET_PATH, DEFAULT_FINETUNED_MODEL_PATH, FinetuneConfig, PreparedDataset,
+    DEFAULT_DATASET_PATH, DEFAULT_FINETUNED_MODEL_PATH, CollectedDataError, FinetuneConfig, PreparedDataset,
     finetune, labels_dir_from_environment, load_prepared_dataset, prepare_collected_dataset,
     served_model_path,
 )
@@ -36,5 +37,14 @@ from digit_recognition.label_store import LabelStore  # noqa: F401
 from digit_recognition.plots import (  # noqa: F401
     plot_before_after, plot_class_balance, plot_class_means, plot_confusion_matrix,
     plot_counts_per_digit, plot_digit_grid, plot_drawings_beside_mnist, plot_mistakes,
-    plot_training_curves,
+    plot_reliability_diagram, plot_training_curves,
+)
+from digit_recognition.non_digits import (  # noqa: F401
+    DIGIT_LOOKALIKES, NOT_A_DIGIT_CHARS, SYNTHETIC_SHAPES, load_pen_chars, synthetic_non_digits,
+)
+from digit_recognition.reading import (  # noqa: F401
+    DigitReading, DrawingReading, ReadingPolicy, apply_temperature, read_scores,
+)
+from digit_recognition.calibration import (  # noqa: F401
+    expected_calibration_error, fit_temperature, reliability_bins,
 )

@@ -108,6 +108,8 @@ def answer_figures(raw_probabilities: np.ndarray, labels: np.ndarray, policy) ->
     predicted = digit_probs.argmax(axis=1)
     is_digit = labels != NOT_A_DIGIT_CLASS
     right = is_digit & ~flagged & (predicted == labels)
+    confidences = digit_probs[is_digit].max(axis=1)
+    hits = predicted[is_digit] == labels[is_digit]
     figures = {
         "digits": int(is_digit.sum()),
         "digit_accuracy": float(right[is_digit].mean()) if is_digit.any() else float("nan"),
@@ -115,8 +117,9 @@ def answer_figures(raw_probabilities: np.ndarray, labels: np.ndarray, policy) ->
         "non_digits": int((~is_digit).sum()),
         "non_digits_called_not_a_digit": float(flagged[~is_digit].mean()) if (~is_digit).any() else float("nan"),
         # Calibration of what the page shows for a digit: the named digit's probability.
-        "digit_ece": expected_calibration_error(digit_probs[is_digit].max(axis=1),
-                                                predicted[is_digit] == labels[is_digit]),
+        "digit_ece": expected_calibration_error(confidences, hits),
+        # (lower, upper, count, mean confidence, accuracy) per bin: the reliability diagram.
+        "reliability": [list(row) for row in reliability_bins(confidences, hits)],
         "per_digit_accuracy": {str(d): float(right[labels == d].mean()) for d in range(10) if (labels == d).any()},
     }
     return figures

@@ -62,17 +62,19 @@ def plot_confusion_matrix(y_true, y_pred, title: str = "Confusion matrix"):
 
     plt = _pyplot()
     counts = confusion_matrix(y_true, y_pred)
-    off_diagonal = counts * (1 - np.eye(10, dtype=np.int64))
+    classes = range(counts.shape[0])  # ten digits, and "not a digit" for an eleven-class model
+    off_diagonal = counts * (1 - np.eye(len(classes), dtype=np.int64))
     figure, axis = plt.subplots(figsize=(6.5, 5.5))
     image = axis.imshow(off_diagonal, cmap="Reds")
-    for true in DIGITS:
-        for predicted in DIGITS:
+    for true in classes:
+        for predicted in classes:
             value = counts[true, predicted]
             if value:
                 axis.text(predicted, true, str(value), ha="center", va="center", fontsize=8,
                           color="grey" if true == predicted else "black")
-    axis.set_xticks(list(DIGITS))
-    axis.set_yticks(list(DIGITS))
+    names = [str(c) if c < 10 else "not a\ndigit" for c in classes]
+    axis.set_xticks(list(classes), names)
+    axis.set_yticks(list(classes), names)
     axis.set_xlabel("predicted")
     axis.set_ylabel("true")
     correct = int(np.trace(counts))
@@ -87,7 +89,7 @@ def plot_digit_grid(images, labels=None, title: str | None = None, columns: int 
     """28x28 digits (ink = 1) as white on black, MNIST's look, labelled."""
     count = min(len(images), limit)
     figure, axes = _grid_axes(count, columns, title=title)
-    for index, axis in zip(range(count), axes):
+    for index, axis in zip(range(count), axes, strict=False):
         axis.imshow(np.asarray(images[index]).reshape(28, 28), cmap="gray", vmin=0, vmax=1)
         if labels is not None:
             axis.set_title(str(labels[index]), fontsize=9)
@@ -104,7 +106,7 @@ def plot_mistakes(images, y_true, y_pred, probabilities=None, title: str = "Mist
     figure, axes = _grid_axes(max(len(wrong), 1), columns,
                               title=f"{title}: {len(np.flatnonzero(np.asarray(y_true) != np.asarray(y_pred)))}"
                                     f" of {len(y_true)}")
-    for index, axis in zip(wrong, axes):
+    for index, axis in zip(wrong, axes, strict=False):
         axis.imshow(np.asarray(images[index]).reshape(28, 28), cmap="gray", vmin=0, vmax=1)
         caption = f"{y_true[index]}\u2192{y_pred[index]}"
         if probabilities is not None:
@@ -154,7 +156,7 @@ def plot_class_means(images, labels, title: str = "Mean image per digit"):
     images = np.asarray(images).reshape(-1, 28, 28)
     labels = np.asarray(labels)
     figure, axes = _grid_axes(10, 10, cell=1.2, title=title)
-    for digit, axis in zip(DIGITS, axes):
+    for digit, axis in zip(DIGITS, axes, strict=False):
         members = images[labels == digit]
         if len(members):
             axis.imshow(members.mean(axis=0), cmap="magma", vmin=0, vmax=1)
@@ -209,7 +211,7 @@ def plot_before_after(before: dict, after: dict, title: str = "Fine-tuning: accu
     names = [name for name in before if name in after]
     figure, axis = plt.subplots(figsize=(7, 3.5))
     positions = np.arange(len(names))
-    for offset, (label, values) in zip((-0.2, 0.2), (("before", before), ("after", after))):
+    for offset, (label, values) in zip((-0.2, 0.2), (("before", before), ("after", after)), strict=True):
         heights = [0.0 if np.isnan(values[n]) else values[n] for n in names]
         bars = axis.bar(positions + offset, heights, 0.4, label=label)
         axis.bar_label(bars, labels=["n/a" if np.isnan(values[n]) else f"{values[n]:.2%}" for n in names],
@@ -220,5 +222,40 @@ def plot_before_after(before: dict, after: dict, title: str = "Fine-tuning: accu
     axis.set_ylabel("accuracy")
     axis.set_title(title)
     axis.legend(loc="lower right")
+    figure.tight_layout()
+    return figure
+
+
+def plot_reliability_diagram(holdout: dict, title: str = "Reliability on held-out writers"):
+    """Accuracy against stated confidence per bin, before and after calibration.
+
+    `holdout` is a model metadata's "holdout" section: its "reliability" and
+    "reliability_uncalibrated" rows are (lower, upper, count, mean confidence,
+    accuracy). A calibrated model's points lie on the diagonal.
+    """
+    plt = _pyplot()
+    figure, (curve_axis, count_axis) = plt.subplots(1, 2, figsize=(10, 4))
+    curve_axis.plot([0, 1], [0, 1], ":", color="grey", label="perfectly calibrated")
+    for key, label, style in (("reliability_uncalibrated", "before calibration", "--s"),
+                              ("reliability", "after calibration", "-o")):
+        rows = [row for row in holdout.get(key) or [] if row[2]]
+        if not rows:
+            continue
+        ece = holdout.get("digit_ece_uncalibrated" if key.endswith("uncalibrated") else "digit_ece")
+        curve_axis.plot([row[3] for row in rows], [row[4] for row in rows], style,
+                        label=f"{label} (ECE {ece:.2%})" if ece is not None else label)
+        if key == "reliability":
+            count_axis.bar([(row[0] + row[1]) / 2 for row in rows], [row[2] for row in rows],
+                           width=[(row[1] - row[0]) * 0.9 for row in rows])
+    curve_axis.set_xlabel("stated confidence (the named digit's probability)")
+    curve_axis.set_ylabel("share read right")
+    curve_axis.set_xlim(0, 1)
+    curve_axis.set_ylim(0, 1.02)
+    curve_axis.grid(alpha=0.3)
+    curve_axis.legend(loc="upper left")
+    count_axis.set_yscale("log")
+    count_axis.set_xlabel("stated confidence")
+    count_axis.set_title("drawings per bin (after calibration)")
+    figure.suptitle(title)
     figure.tight_layout()
     return figure

@@ -262,6 +262,17 @@ def save_model(model, path: str | os.PathLike, metadata: dict) -> dict:
     return metadata
 
 
+def _rounded(value, digits: int = 5):
+    """Floats rounded for the metadata file, through dicts and lists; NaN as null."""
+    if isinstance(value, float):
+        return None if value != value else round(value, digits)
+    if isinstance(value, dict):
+        return {k: _rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_rounded(v, digits) for v in value]
+    return value
+
+
 def calibrate(classifier, x_calibration, y_calibration, log=print) -> dict:
     """Fit the temperature and the not-a-digit threshold on the calibration writers."""
     if x_calibration is None or not len(x_calibration):
@@ -317,13 +328,13 @@ def train(config: TrainingConfig, output_path: str | os.PathLike | None = None, 
     for key in ("mnist_path", "pen_digits_path", "pen_chars_path", "init_model_path"):
         metadata["training"].pop(key)
     if data.x_pen_holdout is not None:
-        figures = answer_figures(predict_probabilities(classifier, data.x_pen_holdout), data.y_pen_holdout, policy)
+        raw = predict_probabilities(classifier, data.x_pen_holdout)
+        figures = answer_figures(raw, data.y_pen_holdout, policy)
+        uncalibrated = answer_figures(raw, data.y_pen_holdout, dataclasses.replace(policy, temperature=1.0))
         metadata["pen_holdout_accuracy"] = round(figures["digit_accuracy"], 5)
-        metadata["holdout"] = {"groups": list(config.holdout_groups),
-                               **{k: (round(v, 5) if isinstance(v, float) else v) for k, v in figures.items()
-                                  if k != "per_digit_accuracy"},
-                               "per_digit_accuracy": {k: round(v, 5)
-                                                      for k, v in figures["per_digit_accuracy"].items()}}
+        metadata["holdout"] = {"groups": list(config.holdout_groups), **_rounded(figures),
+                               "digit_ece_uncalibrated": round(uncalibrated["digit_ece"], 5),
+                               "reliability_uncalibrated": _rounded(uncalibrated["reliability"])}
     log(f"MNIST test accuracy: {metadata['mnist_test_accuracy']:.4f}")
     if "holdout" in metadata:
         h = metadata["holdout"]

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests import browser_support as bs
-from tests.browser_support import shipped_recognizer
-from tests.browser_support import (browser, by_testid, clear_digit, clear_digits,  # noqa: F401 (fixtures)
-                                   open_page, pen_strokes)
+from testing_support import browser as bs
+from testing_support.browser import by_testid
+from tests.browser_fixtures import clear_digit, shipped_recognizer
 
 EMPTY_TEXT = "Write a digit or a number and the answer appears here."
 
@@ -52,20 +51,23 @@ def test_wording_of_each_answer(open_page):
         ({digit, confidence, verdict, runner_up, probabilities, not_digit_score: 0.01, box: [0, 0, 5, 5]});
       const p = (top, topP, next, nextP) => Array.from({length: 10}, (_, d) =>
         d === top ? topP : d === next ? nextP : (1 - topP - nextP) / 8);
+      const dot = part(null, null, 'not_a_digit', null, p(0, .1, 1, .1));
       return {
         articles: [0, 1, 8, 9].map(withArticle),
         percents: [0.004, 0.5, 0.995, 1].map(formatPercent),
         sure8: say({verdict: 'digit', confidence: 0.97, digits: [part(8, 0.97, 'digit', 3, p(8, .97, 3, .02))]}),
-        probably8: say({verdict: 'digit', confidence: 0.75, digits: [part(8, 0.75, 'digit', 3, p(8, .75, 3, .2))]}),
-        unsure4: say({verdict: 'unsure', confidence: 0.45, digits: [part(4, 0.45, 'unsure', 9, p(4, .45, 9, .35))]}),
-        dot: say({verdict: 'not_a_digit', number: null, digits: [part(null, null, 'not_a_digit', null, p(0, .1, 1, .1))]}),
-        dotLabelling: say({verdict: 'not_a_digit', digits: [part(null, null, 'not_a_digit', null, p(0, .1, 1, .1))]}, 'digit'),
+        probably8: say({verdict: 'digit', confidence: 0.75,
+                        digits: [part(8, 0.75, 'digit', 3, p(8, .75, 3, .2))]}),
+        unsure4: say({verdict: 'unsure', confidence: 0.45,
+                      digits: [part(4, 0.45, 'unsure', 9, p(4, .45, 9, .35))]}),
+        dot: say({verdict: 'not_a_digit', number: null, digits: [dot]}),
+        dotLabelling: say({verdict: 'not_a_digit', digits: [dot]}, 'digit'),
         n42: say({verdict: 'digit', number: '42', confidence: 0.95,
                   digits: [part(4, .98, 'digit', 9, p(4, .98, 9, .01)), part(2, .97, 'digit', 7, p(2, .97, 7, .01))]}),
         n42unsure: say({verdict: 'unsure', number: '42', confidence: 0.4,
                   digits: [part(4, .98, 'digit', 9, p(4, .98, 9, .01)), part(2, .41, 'unsure', 7, p(2, .41, 7, .3))]}),
         n4x2: say({verdict: 'not_a_digit', number: null, confidence: null,
-                  digits: [part(4, .98, 'digit', 9, p(4, .98, 9, .01)), part(null, null, 'not_a_digit', null, p(0, .1, 1, .1)),
+                  digits: [part(4, .98, 'digit', 9, p(4, .98, 9, .01)), dot,
                            part(2, .97, 'digit', 7, p(2, .97, 7, .01))]}),
         oldShape: say({digit: 8, probabilities: p(8, .93, 3, .05), preview: null}),
       };
@@ -151,7 +153,7 @@ def test_a_number_shows_the_whole_number_each_digit_and_its_box(open_page):
     canvas_box = canvas.bounding_box()
     drawn = by_testid(page, "part-box")
     assert drawn.count() == 2
-    for box, element in zip(boxes, drawn.all()):
+    for box, element in zip(boxes, drawn.all(), strict=True):
         shown = element.bounding_box()
         x, y, w, h = box
         assert shown["x"] == pytest.approx(canvas_box["x"] + x, abs=1.5)

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 
-from tests import browser_support as bs
-from tests.browser_support import (browser, by_testid, clear_digit, clear_digits,  # noqa: F401 (fixtures)
-                                   open_page, pen_strokes)
+from testing_support import browser as bs
+from testing_support.browser import by_testid
+from tests.browser_fixtures import clear_digit
 
 
 def stored(labels_dir):

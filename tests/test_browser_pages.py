@@ -13,10 +13,9 @@ import json
 import pytest
 from PIL import Image
 
-
-from tests import browser_support as bs
-from tests.browser_support import (browser, by_testid, clear_digit, clear_digits,  # noqa: F401 (fixtures)
-                                   open_page, pen_strokes)
+from testing_support import browser as bs
+from testing_support.browser import by_testid
+from tests.browser_fixtures import clear_digit
 
 
 # --- the drawing page --------------------------------------------------------
@@ -155,7 +154,7 @@ def test_touch_drawing_on_a_phone_is_recognised_and_does_not_scroll(open_page, c
     # A zero: the finger moves up as well as down, and a finger moving up on
     # a page at the top would scroll it if the canvas let it.
     zero = clear_digit(clear_digits, 0)
-    assert any(b[1] < a[1] - 100 for stroke in zero for a, b in zip(stroke, stroke[5:]))
+    assert any(b[1] < a[1] - 100 for stroke in zero for a, b in zip(stroke, stroke[5:], strict=False))
     bs.draw_with_touch(page, canvas, zero)
     assert bs.wait_for_answer(page) == "0"
     assert page.evaluate("document.documentElement.scrollHeight > innerHeight"), \
@@ -308,9 +307,8 @@ def test_nothing_overflows_sideways_at_320_px(open_page, live_server, pen_stroke
 
 
 def _tiny_png():
-    from tests.drawing_factory import canvas_png, first_pen_digit
-    from tests.conftest import PEN_DIGITS_PATH
-    return canvas_png(first_pen_digit(PEN_DIGITS_PATH, 3).strokes)
+    from testing_support.drawings import digit_png
+    return digit_png(3)
 
 
 def test_review_link_is_only_for_the_signed_in_admin(open_page, live_server):
@@ -328,8 +326,11 @@ def test_hover_colours_only_where_there_is_hover(open_page):
       const found = [];
       const walk = (rules, inHoverMedia) => {
         for (const rule of rules) {
-          if (rule instanceof CSSMediaRule) walk(rule.cssRules, inHoverMedia || rule.conditionText.includes('hover: hover'));
-          else if (rule.selectorText && rule.selectorText.includes(':hover') && !inHoverMedia) found.push(rule.selectorText);
+          if (rule instanceof CSSMediaRule) {
+            walk(rule.cssRules, inHoverMedia || rule.conditionText.includes('hover: hover'));
+          } else if (rule.selectorText && rule.selectorText.includes(':hover') && !inHoverMedia) {
+            found.push(rule.selectorText);
+          }
         }
       };
       for (const sheet of document.styleSheets) walk(sheet.cssRules, false);

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests import browser_support as bs
-from tests.browser_support import (browser, by_testid, clear_digit, clear_digits,  # noqa: F401 (fixtures)
-                                   open_page, pen_strokes)
+from testing_support import browser as bs
+from testing_support.browser import by_testid
+from tests.browser_fixtures import clear_digit
 
 DEVICES = {"desktop": bs.DESKTOP, "phone": bs.PHONE}
 
@@ -96,12 +96,12 @@ def test_drawing_page_states(open_page, clear_digits, device_name, color_scheme)
     confidences = (0.99, 0.97, 0.98, 0.55)
     bs.answer_predict_with(page, bs.contract_answer(*[
         bs.contract_part(d, c, runner_up=5 if d == 6 else None, runner_share=0.3 if d == 6 else None, box=b)
-        for d, c, b in zip((2, 0, 2, 6), confidences, boxes)]))
+        for d, c, b in zip((2, 0, 2, 6), confidences, boxes, strict=True)]))
     bs.draw_number_with_mouse(page, by_testid(page, "canvas"), number)
     assert bs.wait_for_answer(page) == "2026"
     failures += capture(page, f"draw-number-unsure-{suffix}")
     bs.answer_predict_with(page, bs.contract_answer(*[
-        bs.contract_part(d, 0.99, box=b) for d, b in zip((2, 0, 2, 6), boxes)]))
+        bs.contract_part(d, 0.99, box=b) for d, b in zip((2, 0, 2, 6), boxes, strict=True)]))
     reread(page)
     bs.wait_for_answer(page)
     failures += capture(page, f"draw-number-{suffix}")
@@ -149,7 +149,7 @@ def test_labelling_page_states(open_page, clear_digits, device_name, color_schem
 @pytest.mark.parametrize("color_scheme", ["light", "dark"])
 @pytest.mark.parametrize("device_name", ["desktop", "phone"])
 def test_review_page_states(open_page, live_server, device_name, color_scheme):
-    from tests.label_drawings import digit_png
+    from testing_support.drawings import digit_png
     store = live_server.app.extensions["label_store"]
     for i, (label, prediction, confidence) in enumerate([(1, 1, 0.996), (4, 9, 0.62), (7, 1, 0.9), (0, 0, 0.97)]):
         store.save(digit_png(label, seed=i), label, prediction=prediction, confidence=confidence,

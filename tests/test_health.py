@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from conftest import base_test_config
+from tests.app_config import base_test_config
 from flask_app import create_app
 
 

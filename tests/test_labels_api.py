@@ -18,8 +18,9 @@ import pytest
 from PIL import Image
 
 from flask_app import create_app
-from tests.conftest import base_test_config
-from tests.label_drawings import data_url, digit_png, sample_files, snapshot
+from tests.app_config import base_test_config
+from testing_support.drawings import data_url, digit_png
+from tests.store_files import sample_files, snapshot
 
 TOKEN = "test-admin-token"  # base_test_config's
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -27,8 +27,10 @@ import pytest
 import requests
 from PIL import Image
 
-from tests.conftest import REPO_ROOT
-from tests.label_drawings import data_url, digit_png, sample_files
+from testing_support.drawings import data_url, digit_png
+from tests.store_files import sample_files
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 CLIENTS = 20
 PER_CLIENT = 25

@@ -1,6 +1,6 @@
-"""Serve the real app on a loopback port in this process, for benchmarks.
+"""Serve the real app on a loopback port in this process, for tests and benchmarks.
 
-(`benchmarks/container_command.py` runs the Dockerfile's CMD instead.)
+(`testing_support/container_command.py` runs the Dockerfile's CMD instead.)
 """
 from __future__ import annotations
 
