@@ -194,9 +194,11 @@ def fit_number(digit_strokes, box, height_fraction=0.55, gap_fraction=0.35):
         placed.append([[(x + (px - x0) * scale, (py - y0) * scale) for px, py in stroke] for stroke in strokes])
         x += (x1 - x0) * scale + gap_fraction * height
     width = x - gap_fraction * height
-    left = box["x"] + (box["width"] - width) / 2
-    top = box["y"] + (box["height"] - height) / 2
-    return [[[(left + px, top + py) for px, py in stroke] for stroke in digit] for digit in placed]
+    # A long number on a narrow canvas is written smaller, as a person would.
+    shrink = min(1.0, 0.9 * box["width"] / width)
+    left = box["x"] + (box["width"] - width * shrink) / 2
+    top = box["y"] + (box["height"] - height * shrink) / 2
+    return [[[(left + px * shrink, top + py * shrink) for px, py in stroke] for stroke in digit] for digit in placed]
 
 
 def draw_number_with_mouse(page, canvas, digit_strokes):
