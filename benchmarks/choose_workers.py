@@ -101,7 +101,7 @@ def main() -> int:
             labels.mkdir()
             servers[(workers, threads)] = stack.enter_context(run_container_command(
                 workdir, scratch / f"log-{workers}x{threads}.txt", spec=spec,
-                workers=workers, threads=threads, LABELS_DIR=str(labels)))
+                workers=workers, threads=threads, LABELS_DIR=str(labels), PREDICT_RATE_LIMIT="off"))
         for (workers, _threads), container in servers.items():
             wait_for_status(container.port, "/readyz", container.process, timeout=600)
             warm_every_worker(container, bodies, workers, args.clients)

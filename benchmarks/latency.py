@@ -89,7 +89,8 @@ def main() -> int:
         (scratch / "labels").mkdir()
         with run_container_command(workdir, scratch / "server.log",
                                    MODEL_PATH=str(Path(args.model_path).resolve()),
-                                   LABELS_DIR=str(scratch / "labels"), LOG_LEVEL="WARNING") as server:
+                                   LABELS_DIR=str(scratch / "labels"), LOG_LEVEL="WARNING",
+                                   PREDICT_RATE_LIMIT="off") as server:
             wait_for_status(server.port, "/readyz", server.process)
             print(f"\n== HTTP: POST /predict, server: the Dockerfile's CMD on {server.url}, "
                   f"{args.seconds:.0f} s per row ==")

@@ -246,7 +246,8 @@ def main() -> int:
         labels_dir = scratch / "labels"
         labels_dir.mkdir()
         with run_container_command(workdir, scratch / "server.log", spec=spec,
-                                   LABELS_RATE_LIMIT="off", LABELS_DIR=str(labels_dir)) as server:
+                                   LABELS_RATE_LIMIT="off", PREDICT_RATE_LIMIT="off",
+                                   LABELS_DIR=str(labels_dir)) as server:
             print(f"server: {spec.cmd}")
             wait_for_status(server.port, "/readyz", server.process)
             workers = len(server.worker_pids())

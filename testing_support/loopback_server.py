@@ -31,7 +31,8 @@ def serve_app(**config):
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     with tempfile.TemporaryDirectory() as labels_dir:
-        app = create_app({"LABELS_DIR": labels_dir, "LABELS_RATE_LIMIT": "off", "LOG_LEVEL": "WARNING",
+        app = create_app({"LABELS_DIR": labels_dir, "LABELS_RATE_LIMIT": "off", "PREDICT_RATE_LIMIT": "off",
+                          "LOG_LEVEL": "WARNING",
                           **config})
         server, thread = start_live_server(app)
         try:

@@ -12,6 +12,7 @@ def base_test_config(tmp_path: Path, **overrides) -> dict:
         "ADMIN_TOKEN": "test-admin-token",
         "SECRET_KEY": "test-secret",
         "LABELS_RATE_LIMIT": "off",
+        "PREDICT_RATE_LIMIT": "off",
     }
     config.update(overrides)
     return config

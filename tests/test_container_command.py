@@ -156,7 +156,7 @@ def test_requirements_closure_separates_the_app_from_dev_tools():
 def test_readyz_answers_200_with_every_check_passing(served):
     status, body = served["readyz"]
     assert status == 200, body
-    assert body["checks"] == {"model": True, "labels_dir_writable": True}
+    assert body["checks"] == {"model": True, "labels_dir_writable": True, "labels_dir_free_space": True}
 
 
 def test_predict_recognises_real_pen_drawings(served):

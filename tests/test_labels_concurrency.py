@@ -144,7 +144,7 @@ class GunicornServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self.env = {**os.environ, "LABELS_DIR": str(labels_dir), "ADMIN_TOKEN": TOKEN,
-                    "SECRET_KEY": "crash-test", "LABELS_RATE_LIMIT": "off",
+                    "SECRET_KEY": "crash-test", "LABELS_RATE_LIMIT": "off", "PREDICT_RATE_LIMIT": "off",
                     "MODEL_PATH": str(REPO_ROOT / "flask_app" / "model" / "digit_cnn.keras"),
                     # The old server is dead: nothing in the directory is still being written.
                     "LABELS_SWEEP_GRACE_SECONDS": "0", "PYTHONUNBUFFERED": "1"}

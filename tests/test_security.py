@@ -14,7 +14,7 @@ from testing_support.loopback_server import start_live_server
 from tests.app_config import base_test_config
 from flask_app import config as app_config
 from flask_app import create_app
-from flask_app.security import CONTENT_SECURITY_POLICY
+from flask_app.security_headers import CONTENT_SECURITY_POLICY
 
 ADMIN = {"Authorization": "Bearer test-admin-token"}
 EXPECTED_HEADERS = {
