@@ -310,3 +310,15 @@ def test_a_dot_is_not_a_digit(open_page):
     bs.wait_for_answer(page)
     assert headline(page)[0] == "not-digit"
     assert "larger" in by_testid(page, "confidence").text_content()
+
+
+def test_too_many_requests_says_when_to_try_again(open_page):
+    page = open_page("/")
+    bs.allow_console_errors(page, "Failed to load resource")
+    page.route("**/predict", lambda route: route.fulfill(
+        status=429, headers={"Retry-After": "12"}, content_type="application/json",
+        body='{"error": "too many requests"}'))
+    draw_line(page)
+    page.wait_for_function("() => document.querySelector('[data-testid=\"answer\"]').dataset.state === 'error'")
+    assert by_testid(page, "verdict").text_content() == "Too many drawings sent in a short time. Try again in 12 s."
+    assert by_testid(page, "retry").is_visible()

@@ -128,6 +128,11 @@ export class LivePredictor {
       return { kind: "result", result: body };
     }
     if (response.status === 422) return { kind: "unreadable" };  // too faint to count as a drawing
+    if (response.status === 429) {
+      const wait = Number.parseInt(response.headers.get("Retry-After"), 10);
+      const when = Number.isFinite(wait) && wait > 0 ? `in ${wait} s` : "in a moment";
+      return { kind: "error", message: `Too many drawings sent in a short time. Try again ${when}.` };
+    }
     if (response.status >= 500) {
       return { kind: "error", message: `The recognizer failed (error ${response.status}).` };
     }
