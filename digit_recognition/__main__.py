@@ -138,8 +138,12 @@ def run_train(args) -> int:
 
 def run_prepare(args) -> int:
     from . import finetuning, label_cli
+    from .paths import labels_dir_from_environment
 
-    store = label_cli.open_store_from_environment(args.labels_dir)
+    labels_dir = Path(args.labels_dir or labels_dir_from_environment())
+    if not labels_dir.is_dir():  # opening a store would create it, empty
+        raise InputMissing(f"labels directory {labels_dir} does not exist")
+    store = label_cli.open_store_from_environment(str(labels_dir))
     finetuning.prepare_collected_dataset(store, args.output,
                                          validation_fraction=args.validation_fraction, seed=args.seed)
     return EXIT_OK
