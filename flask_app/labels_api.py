@@ -111,6 +111,7 @@ def item(record: SampleRecord) -> dict:
         "prediction": record.prediction,
         "confidence": record.confidence,
         "model_version": record.model_version,
+        "model_verdict": record.model_verdict,
         "width": record.width,
         "height": record.height,
         "disagreed": record.disagreed,
@@ -153,7 +154,7 @@ def submit_label():
     try:
         record = label_store().save(png, label, prediction=part.best_digit,
                                     confidence=part.probabilities[part.best_digit],
-                                    model_version=recognizer.model_version)
+                                    model_version=recognizer.model_version, model_verdict=part.verdict)
     except StoreFullError as exc:
         current_app.logger.error("label store: %s", exc)
         return _json_error(f"{exc}; the drawing was not saved", 507)

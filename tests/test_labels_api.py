@@ -481,3 +481,19 @@ def test_review_page_has_no_inline_script_style_or_handlers(client):
         assert not re.search(r"\sstyle\s*=", html) and "<style" not in html
         assert not re.search(r"\son[a-z]+\s*=", html)
     assert 'type="module"' in client.get("/review").data.decode()
+
+
+def test_the_models_verdict_is_kept_with_the_sample(client):
+    """A drawing the model calls not a digit can still be labelled; the store keeps what the model said."""
+    from testing_support.drawings import png_of
+    from PIL import ImageDraw
+
+    image = Image.new("RGBA", (280, 280))
+    ImageDraw.Draw(image).ellipse((130, 130, 148, 148), fill=(0, 0, 0, 255))  # a click: not a digit
+    response = client.post("/labels", json={"image": data_url(png_of(image)), "label": 1})
+    assert response.status_code == 201, response.get_data(as_text=True)
+    sample_id = response.get_json()["id"]
+    listed = client.get("/labels", headers=AUTH).get_json()["items"]
+    [item] = [i for i in listed if i["id"] == sample_id]
+    assert item["model_verdict"] == "not_a_digit"
+    assert item["label"] == 1
