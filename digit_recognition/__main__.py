@@ -3,11 +3,14 @@
     python -m digit_recognition train --output flask_app/model/digit_cnn.keras
     python -m digit_recognition prepare [--labels-dir DIR] [--output artifacts/collected_digits.npz]
     python -m digit_recognition finetune [--base-model M] [--dataset D] [--output O]
+    python -m digit_recognition convert MODEL.keras [--mnist-path P] [--pen-digits-path P]
 
 `prepare` and `finetune` call the same functions as custom_data_preparation.ipynb
 and model_training.ipynb's "Finetuning" section. `finetune` exits with status 1
 (and writes nothing) when the new model fails the acceptance gate, so a
-scheduled job can chain it safely.
+scheduled job can chain it safely. `convert` gives an existing .keras its
+.tflite for the server (train and finetune write both already); it exits with
+status 1, writing nothing, when LiteRT would answer differently.
 """
 from __future__ import annotations
 
@@ -58,6 +61,11 @@ def main(argv=None) -> int:
     finetune_cmd.add_argument("--no-acceptance-check", action="store_true",
                               help="save the model even if it is worse than the base model")
     finetune_cmd.add_argument("--seed", type=int, default=0)
+
+    convert_cmd = commands.add_parser("convert", help="write MODEL.tflite beside MODEL.keras for the server")
+    convert_cmd.add_argument("model", help="the .keras file")
+    convert_cmd.add_argument("--mnist-path", help="MNIST .npz to check on (default: $MNIST_PATH)")
+    convert_cmd.add_argument("--pen-digits-path", help="pen digits to check on (default: $PEN_DIGITS_PATH)")
     args = parser.parse_args(argv)
 
     if args.command == "train":
@@ -81,6 +89,15 @@ def main(argv=None) -> int:
         result = finetuning.finetune(config, output_path=args.output)
         print(result.summary())
         return 0 if result.accepted else 1
+    elif args.command == "convert":
+        from .conversion import ConversionError, conversion_check_set, convert_model_file
+
+        images, check_set = conversion_check_set(args.mnist_path, args.pen_digits_path)
+        try:
+            convert_model_file(args.model, images, check_set)
+        except ConversionError as exc:
+            print(exc)
+            return 1
     return 0
 
 

@@ -31,7 +31,8 @@ from .errors import DrawingError, EmptyDrawingError
 from .evaluation import accuracy_of, predict_digits
 from .label_store import LabelStore, is_valid_id
 from .preprocessing import MNIST_SIZE, preprocess_drawing
-from .training import fit, metadata_path_for, model_version, resolve_path, save_model
+from .model_files import metadata_path_for, read_metadata, tflite_path_for
+from .training import fit, model_version, resolve_path, save_model
 
 DATASET_FORMAT = "collected-digits/1"
 
@@ -371,11 +372,6 @@ class FinetuneResult:
         return "\n".join(lines)
 
 
-def _read_metadata(model_path: str | Path) -> dict:
-    path = metadata_path_for(model_path)
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-
-
 def _evaluate(classifier, collected_x, collected_y, mnist_x, mnist_y) -> dict[str, float]:
     return {"collected_validation": accuracy_of(predict_digits(classifier, collected_x), collected_y),
             "mnist_test": accuracy_of(predict_digits(classifier, mnist_x), mnist_y)}
@@ -411,7 +407,7 @@ def finetune(config: FinetuneConfig, output_path: str | Path | None = None, log=
     if config.mnist_test_limit:
         mnist_test_x, mnist_test_y = mnist_test_x[:config.mnist_test_limit], mnist_test_y[:config.mnist_test_limit]
 
-    base_metadata = _read_metadata(config.base_model_path)
+    base_metadata = read_metadata(config.base_model_path)
     model = keras.models.load_model(config.base_model_path, compile=False)
     before = _evaluate(DigitClassifier(model), collected.x_validation, collected.y_validation,
                        mnist_test_x, mnist_test_y)
@@ -482,9 +478,13 @@ def finetune(config: FinetuneConfig, output_path: str | Path | None = None, log=
     if reasons:
         log("not saved: " + "; ".join(reasons))
     elif output_path is not None:
-        save_model(model, output_path, metadata)
+        # The served form (.tflite) is checked on the digits just measured.
+        metadata = save_model(model, output_path, metadata,
+                              np.concatenate([mnist_test_x, collected.x_validation]),
+                              f"MNIST test {len(mnist_test_x)} + collected validation "
+                              f"{len(collected.x_validation)}")
         saved_path = str(output_path)
-        log(f"saved {output_path} and {metadata_path_for(output_path)}")
+        log(f"saved {output_path}, {tflite_path_for(output_path)} and {metadata_path_for(output_path)}")
     return FinetuneResult(model, history, metadata, before, after, not reasons, reasons, saved_path)
 
 

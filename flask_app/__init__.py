@@ -30,7 +30,8 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     from .recognizer import load_recognizer
     app.extensions["recognizer"] = load_recognizer(str(app.config["MODEL_PATH"]),
-                                                   int(app.config["MAX_IMAGE_PIXELS"]))
+                                                   int(app.config["MAX_IMAGE_PIXELS"]),
+                                                   app.config["INFERENCE_BACKEND"])
 
     from .logging_setup import configure_logging
     configure_logging(app)

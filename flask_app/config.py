@@ -25,6 +25,9 @@ def _int(name: str, default: int) -> int:
 def defaults() -> dict:
     return {
         "MODEL_PATH": str(DEFAULT_MODEL_PATH),
+        # auto: LiteRT on the model's .tflite when it and the runtime are there,
+        # else Keras/TensorFlow; litert or keras: that one or fail at start-up.
+        "INFERENCE_BACKEND": "auto",
         "LABELS_DIR": None,  # None: <instance folder>/labels
         "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,  # request body limit, bytes -> 413
         "MAX_IMAGE_PIXELS": 4_000_000,  # declared pixels, checked before decoding -> 413
@@ -52,7 +55,7 @@ def defaults() -> dict:
 def from_environment() -> dict:
     """The settings present in the environment, parsed."""
     settings: dict = {}
-    for name in ("MODEL_PATH", "LABELS_DIR", "ADMIN_TOKEN", "SECRET_KEY", "LOG_LEVEL",
+    for name in ("MODEL_PATH", "INFERENCE_BACKEND", "LABELS_DIR", "ADMIN_TOKEN", "SECRET_KEY", "LOG_LEVEL",
                  "LABELS_RATE_LIMIT", "RATELIMIT_STORAGE_URI", "GOOGLE_CLOUD_PROJECT"):
         value = os.environ.get(name)
         if value is not None and value.strip() != "":
