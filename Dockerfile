@@ -8,16 +8,16 @@ FROM python:3.11-slim
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    TF_CPP_MIN_LOG_LEVEL=1 \
     PORT=8080 \
     LABELS_DIR=/data/labels
 
 WORKDIR /app
 
 # Dependencies first, so code changes rebuild only the small layers below.
-# requirements.txt pins tensorflow-cpu: the GPU build is ~1 GB more, unused here.
-COPY requirements.txt ./
-RUN pip install --no-cache-dir -r requirements.txt
+# Only what serving needs: LiteRT runs the model's .tflite, so no TensorFlow
+# (~0.2 GB of packages instead of ~2 GB; training uses requirements.txt).
+COPY requirements-serve.txt ./
+RUN pip install --no-cache-dir -r requirements-serve.txt
 
 # An unprivileged user with a fixed uid: a Cloud Storage volume mounted at
 # LABELS_DIR is given to it with mount-options "uid=10001;gid=10001".

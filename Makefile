@@ -8,7 +8,7 @@ export PEN_DIGITS_PATH ?= $(SHARED_DATA)/pen_digits_dev.jsonl.gz
 
 .PHONY: install run test lint
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements-serve.txt requirements.txt requirements-dev.txt
 	test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	$(PYTHON) -m pip install --quiet -r requirements-dev.txt
@@ -16,7 +16,13 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 install: $(VENV)/.installed
 
-run: install
+# Serving needs only requirements-serve.txt (no TensorFlow): a quick install.
+$(VENV)/.serve-installed: requirements-serve.txt
+	test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet -r requirements-serve.txt
+	touch $@
+
+run: $(VENV)/.serve-installed
 	PORT=$${PORT:-8080} PATH="$(abspath $(VENV))/bin:$$PATH" sh -c "$$(sed -n 's/^CMD //p' Dockerfile)"
 
 test: install

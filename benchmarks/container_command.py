@@ -5,11 +5,12 @@ proven the next best way: read the Dockerfile, lay out the files its COPY
 lines put in the image (minus what .dockerignore keeps out), set the
 environment its ENV lines set, and run its CMD there, with the venv's
 gunicorn standing in for the one the image installs from the same
-requirements.txt. The venv also holds the development tools (pytest,
-matplotlib, Jupyter...), which the image does not: a guard on the server's
-imports hides every package that requirements.txt does not bring in, so the app
-finds exactly the packages it would find in the image (and Keras skips its
-optional imports of matplotlib and IPython, as it does there). What differs
+requirements file (the one its `pip install -r` names: requirements-serve.txt).
+The venv also holds TensorFlow and the development tools (pytest, matplotlib,
+Jupyter...), which the image does not: a guard on the server's imports hides
+every package that file does not bring in, so the app finds exactly the
+packages it would find in the image. (tests/test_serving_without_tensorflow.py
+goes further: a real venv holding only those packages.) What differs
 from the image is the interpreter build, the user, and one thing on purpose: `--bind
 :$PORT` (all interfaces, as Cloud Run needs) becomes `--bind 127.0.0.1:$PORT`
 so a test never opens a port to the network.
@@ -143,7 +144,7 @@ def stage_image_files(destination: Path, spec: DockerfileSpec | None = None,
     """Copy what the Dockerfile's COPY lines put under WORKDIR into `destination`.
 
     Returns the folder that stands for WORKDIR. Only relative destinations
-    (under WORKDIR) are staged; the image's requirements.txt is installed by
+    (under WORKDIR) are staged; the image's requirements file is installed by
     pip there and is the venv here.
     """
     spec = spec or parse_dockerfile()
@@ -167,7 +168,7 @@ def stage_image_files(destination: Path, spec: DockerfileSpec | None = None,
     return destination
 
 
-# In python:3.11-slim beside what requirements.txt installs.
+# In python:3.11-slim beside what the requirements file installs.
 BASE_IMAGE_DISTRIBUTIONS = frozenset({"pip", "setuptools", "wheel"})
 
 
@@ -175,17 +176,37 @@ def canonical_name(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def requirements_closure(requirements_file: str | Path = REPO_ROOT / "requirements.txt") -> set[str]:
-    """The distributions `pip install -r requirements_file` brings in (canonical
-    names), following the dependencies of what is installed here."""
+def image_requirements_file(spec: DockerfileSpec | None = None, context: Path = REPO_ROOT) -> Path:
+    """The requirements file the Dockerfile's `pip install -r FILE` installs."""
+    spec = spec or parse_dockerfile()
+    for keyword, arguments in spec.instructions:
+        found = re.search(r"pip install .*-r\s+(\S+)", arguments) if keyword == "RUN" else None
+        if found:
+            return context / found.group(1)
+    raise ValueError("the Dockerfile has no `RUN pip install ... -r FILE`")
+
+
+def requirement_names(requirements_file: str | Path) -> list[str]:
+    """The distributions a requirements file names, following its `-r` includes."""
+    from packaging.requirements import Requirement
+
+    names = []
+    for line in Path(requirements_file).read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line.startswith("-r "):
+            names += requirement_names(Path(requirements_file).parent / line[3:].strip())
+        elif line and not line.startswith("-"):
+            names.append(Requirement(line).name)
+    return names
+
+
+def requirements_closure(requirements_file: str | Path | None = None) -> set[str]:
+    """The distributions `pip install -r requirements_file` (default: the image's)
+    brings in (canonical names), following the dependencies of what is installed here."""
     from importlib.metadata import PackageNotFoundError, distribution
     from packaging.requirements import Requirement
 
-    pending = []
-    for line in Path(requirements_file).read_text(encoding="utf-8").splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line and not line.startswith("-"):
-            pending.append(Requirement(line).name)
+    pending = requirement_names(requirements_file or image_requirements_file())
     closure: set[str] = set()
     while pending:
         name = canonical_name(pending.pop())
@@ -205,7 +226,7 @@ def requirements_closure(requirements_file: str | Path = REPO_ROOT / "requiremen
 _IMPORT_GUARD = '''"""Written by benchmarks/container_command.py: hide the packages the image lacks."""
 import sys
 
-NOT_IN_IMAGE = frozenset({blocked!r})
+NOT_IN_IMAGE = frozenset({blocked!r})  # not in {requirements}
 
 
 class NotInImage:
@@ -213,7 +234,7 @@ class NotInImage:
     def find_spec(cls, name, path=None, target=None):
         if name.partition(".")[0] in NOT_IN_IMAGE:
             raise ModuleNotFoundError(
-                f"No module named {{name!r}} (not installed in the image: not in requirements.txt)",
+                f"No module named {{name!r}} (not installed in the image: not in {requirements})",
                 name=name)
         return None
 
@@ -222,16 +243,19 @@ sys.meta_path.insert(0, NotInImage)
 '''
 
 
-def write_import_guard(directory: Path) -> Path:
+def write_import_guard(directory: Path, requirements_file: str | Path | None = None) -> Path:
     """A sitecustomize.py in `directory` (put it on PYTHONPATH) that makes every
-    module of an installed distribution outside requirements.txt unimportable."""
+    module of an installed distribution outside `requirements_file` (default:
+    the image's) unimportable."""
     from importlib.metadata import packages_distributions
 
-    allowed = requirements_closure() | BASE_IMAGE_DISTRIBUTIONS
+    requirements_file = Path(requirements_file or image_requirements_file())
+    allowed = requirements_closure(requirements_file) | BASE_IMAGE_DISTRIBUTIONS
     blocked = sorted(module for module, dists in packages_distributions().items()
                      if not {canonical_name(d) for d in dists} & allowed)
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "sitecustomize.py").write_text(_IMPORT_GUARD.format(blocked=blocked), encoding="utf-8")
+    (directory / "sitecustomize.py").write_text(
+        _IMPORT_GUARD.format(blocked=blocked, requirements=requirements_file.name), encoding="utf-8")
     return directory
 
 
@@ -255,15 +279,17 @@ def loopback_command(cmd: str, workers: int | None = None, threads: int | None =
 
 
 def container_environment(spec: DockerfileSpec, port: int, import_guard: Path | None = None,
-                          **overrides: str) -> dict[str, str]:
+                          venv: Path | None = None, **overrides: str) -> dict[str, str]:
     """The image's ENV, PORT as Cloud Run sets it, and the venv's bin first on PATH.
 
     Starts from a near-empty environment, as a container does, so settings in
     the developer's shell (MODEL_PATH, LABELS_DIR, ...) do not leak in.
     `import_guard`: a folder from write_import_guard(), put on PYTHONPATH.
+    `venv`: another virtual environment's gunicorn and Python (default: this one's).
     """
     env = {name: os.environ[name] for name in ("HOME", "LANG", "TMPDIR") if name in os.environ}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}/usr/local/bin:/usr/bin:/bin"
+    bin_dir = Path(venv) / "bin" if venv is not None else Path(sys.executable).parent
+    env["PATH"] = f"{bin_dir}{os.pathsep}/usr/local/bin:/usr/bin:/bin"
     if import_guard is not None:
         env["PYTHONPATH"] = str(import_guard)
     env.update(spec.env)
@@ -309,20 +335,26 @@ class RunningContainer:
 
 @contextlib.contextmanager
 def run_container_command(workdir: Path, log_path: Path, *, spec: DockerfileSpec | None = None,
-                          workers: int | None = None, threads: int | None = None, **env_overrides: str):
+                          workers: int | None = None, threads: int | None = None,
+                          requirements_file: str | Path | None = None, venv: Path | None = None,
+                          **env_overrides: str):
     """Start the Dockerfile's CMD with /bin/sh from `workdir`, only the image's
     packages importable; stop it with SIGTERM on exit.
 
+    `requirements_file`: make importable what that file installs instead of
+    what the image installs (requirements.txt: the Keras-served baseline).
+    `venv`: run another virtual environment's gunicorn, as it is (no guard).
     Its stdout and stderr go to `log_path` (a file, not a pipe nobody drains:
     a full pipe would block the server on its next log line).
     """
     spec = spec or parse_dockerfile()
     port = free_port()
     command = loopback_command(spec.cmd, workers, threads)
-    guard = write_import_guard(Path(log_path).parent / "import-guard")
+    guard = None if venv is not None else write_import_guard(Path(log_path).parent / "import-guard",
+                                                              requirements_file)
     with open(log_path, "wb") as log:
         process = subprocess.Popen(["/bin/sh", "-c", command], cwd=workdir,
-                                   env=container_environment(spec, port, guard, **env_overrides),
+                                   env=container_environment(spec, port, guard, venv, **env_overrides),
                                    stdout=log, stderr=subprocess.STDOUT)
     running = RunningContainer(process, port, log_path)
     try:
