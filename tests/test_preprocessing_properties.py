@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
 from digit_recognition.errors import DrawingError
-from digit_recognition.imaging import image_to_rgba
-from digit_recognition.preprocessing import MNIST_SIZE, preprocess_drawing, preprocess_rgba
+from digit_recognition.imaging import decode_drawing_image, image_to_rgba
+from digit_recognition.preprocessing import MNIST_SIZE, preprocess_drawing, preprocess_image, preprocess_rgba
 
 SETTINGS = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -175,3 +175,39 @@ def test_any_rgba_array_gives_a_digit_or_a_drawing_error(width, height, kind, se
     if kind == "noise":  # not only multiples of 1/255
         pixels = np.random.default_rng(seed).random((height, width, 4)).astype(dtype)
     assert_digit_or_drawing_error(lambda: preprocess_rgba(pixels))
+
+
+def outcome(make_digit):
+    """A digit array, or the DrawingError subclass raised."""
+    try:
+        return make_digit()
+    except DrawingError as exc:
+        return type(exc)
+
+
+def assert_same_outcome(fast, reference) -> None:
+    if isinstance(reference, np.ndarray):
+        assert isinstance(fast, np.ndarray), fast
+        np.testing.assert_allclose(fast, reference, atol=1e-5)
+    else:
+        assert fast is reference
+
+
+@SETTINGS
+@given(mode=st.sampled_from(PNG_MODES + MEMORY_ONLY_MODES), width=SIDES, height=SIDES,
+       kind=CONTENT, seed=SEEDS)
+def test_the_fast_path_gives_what_the_whole_canvas_float_path_gives(mode, width, height, kind, seed):
+    """The server (preprocess_drawing) and training (render_pen_digits) find the
+    ink on its 8-bit bounding box; the model was trained when the whole canvas
+    was turned into float RGBA first. Both must give the same 28x28."""
+    image = image_in_mode(mode, rgba_content(kind, width, height, seed), seed)
+    assert_same_outcome(outcome(lambda: preprocess_image(image)),
+                        outcome(lambda: preprocess_rgba(image_to_rgba(image))))
+
+
+@SETTINGS
+@given(data=hand_built_pngs())
+def test_the_fast_path_agrees_on_every_bit_depth_and_colour_type(data):
+    def reference():
+        return preprocess_rgba(image_to_rgba(decode_drawing_image(data)))
+    assert_same_outcome(outcome(lambda: preprocess_drawing(data)), outcome(reference))
