@@ -6,9 +6,25 @@ and explained; this file holds what follows from running on Cloud Run.
 """
 import os
 
-# No preload: TensorFlow is not fork-safe, so each worker imports the app and
-# loads its own model after the fork (see flask_app/app.py).
-preload_app = False
+
+def _model_runs_on_litert() -> bool:
+    """Whether the app will serve with LiteRT (INFERENCE_BACKEND, MODEL_PATH as the app reads them)."""
+    from digit_recognition.inference import choose_backend
+    from flask_app.config import defaults, from_environment
+
+    settings = {**defaults(), **from_environment()}
+    try:
+        return choose_backend(settings["MODEL_PATH"], settings["INFERENCE_BACKEND"])[0] == "litert"
+    except ValueError:
+        return False  # a bad INFERENCE_BACKEND: each worker reports it when it builds the app
+
+
+# Preload with LiteRT: the master builds the app once and the workers are
+# forks of it (each makes its own interpreters after the fork, see
+# digit_recognition/inference.py), so a worker is ready as soon as it is
+# forked. Never with TensorFlow, which is not fork-safe: then each worker
+# builds the app and loads its own model (see flask_app/app.py).
+preload_app = _model_runs_on_litert()
 
 # Cloud Run sends SIGTERM, then SIGKILL 10 s later: let in-flight requests
 # finish within that window instead of gunicorn's default 30 s.

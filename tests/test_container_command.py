@@ -74,7 +74,8 @@ def test_dockerfile_follows_cloud_run_conventions(spec):
     assert spec.env.get("LABELS_DIR")
     assert spec.user and spec.user.split(":")[0] not in ("root", "0")
     assert spec.cmd.startswith("exec gunicorn "), "exec: gunicorn must be PID 1 to get SIGTERM"
-    assert "--preload" not in spec.cmd, "TensorFlow is not fork-safe: each worker loads its model"
+    # gunicorn.conf.py preloads only when the model runs on LiteRT (TensorFlow is not fork-safe).
+    assert "--preload" not in spec.cmd
     assert spec.cmd.endswith(" flask_app.app:app")
     # Serving installs LiteRT, not TensorFlow; training keeps TensorFlow.
     assert image_requirements_file(spec) == REPO_ROOT / "requirements-serve.txt"
@@ -187,3 +188,13 @@ def test_sigterm_stops_the_server_cleanly(served):
     messages = [json.loads(line)["message"] for line in served["log_lines"]]
     assert "Handling signal: term" in messages
     assert messages[-1] == "Shutting down: Master"
+
+
+@pytest.mark.parametrize("backend, preload", [("auto", True), ("litert", True), ("keras", False)])
+def test_gunicorn_preloads_the_app_only_when_the_model_runs_on_litert(backend, preload):
+    # LiteRT's interpreters are made after the fork; TensorFlow must never be forked.
+    probe = "import runpy; print(runpy.run_path('gunicorn.conf.py')['preload_app'])"
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True,
+                            timeout=60, env={"PATH": "/usr/bin:/bin", "INFERENCE_BACKEND": backend})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == str(preload)
