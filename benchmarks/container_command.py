@@ -454,3 +454,46 @@ def predict_body(png: bytes) -> bytes:
 
     return json.dumps({"image": "data:image/png;base64," + base64.b64encode(png).decode("ascii")}).encode()
 
+
+
+def build_venv(folder: Path, requirements_file: str | Path) -> Path:
+    """A fresh virtual environment at `folder` with only `requirements_file`
+    installed, as the image's `pip install -r` does; reused when a previous
+    call completed it. Raises RuntimeError with pip's output if pip fails."""
+    folder = Path(folder)
+    done = folder / ".complete"
+    if done.exists():
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True, timeout=300)
+    result = subprocess.run([str(folder / "bin" / "python"), "-m", "pip", "install", "--quiet",
+                             "--disable-pip-version-check", "-r", str(requirements_file)],
+                            capture_output=True, text=True, timeout=1800)
+    if result.returncode != 0:
+        raise RuntimeError(f"pip install -r {requirements_file} failed:\n"
+                           + result.stdout[-2000:] + result.stderr[-3000:])
+    done.touch()
+    return folder
+
+
+def site_packages_bytes(venv: Path) -> int:
+    """Bytes of everything installed in a venv's site-packages (what the image's layer holds)."""
+    return sum(f.stat().st_size for f in Path(venv).glob("lib/python*/site-packages/**/*")
+               if f.is_file() and not f.is_symlink())
+
+
+def installed_bytes(distributions: set[str]) -> int:
+    """Bytes of the files these distributions installed in this interpreter's environment."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    total = 0
+    for name in distributions:
+        try:
+            files = distribution(name).files or []
+        except PackageNotFoundError:
+            continue
+        for file in files:
+            path = Path(file.locate())
+            if path.is_file() and not path.is_symlink():
+                total += path.stat().st_size
+    return total

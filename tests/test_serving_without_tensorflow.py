@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,39 +18,21 @@ from pathlib import Path
 import pytest
 
 from benchmarks.container_command import (
-    REPO_ROOT, container_environment, http_request, parse_dockerfile, pen_drawing_pngs, predict_body,
-    run_container_command, stage_image_files, wait_for_status,
+    REPO_ROOT, build_venv, container_environment, http_request, parse_dockerfile, pen_drawing_pngs,
+    predict_body, run_container_command, site_packages_bytes, stage_image_files, wait_for_status,
 )
 
 SERVE_REQUIREMENTS = REPO_ROOT / "requirements-serve.txt"
 MAX_SERVING_PACKAGES_MB = 350  # the issue's ceiling for the image's Python packages
 
 
-def build_serving_venv(folder: Path) -> Path:
-    """A venv at `folder` with only requirements-serve.txt installed (reused when complete)."""
-    done = folder / ".complete"
-    if done.exists():
-        return folder
-    shutil.rmtree(folder, ignore_errors=True)
-    subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True, timeout=300)
-    result = subprocess.run([str(folder / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                             "--disable-pip-version-check", "-r", str(SERVE_REQUIREMENTS)],
-                            capture_output=True, text=True, timeout=900)
-    if result.returncode != 0:
-        pytest.fail("pip install -r requirements-serve.txt failed:\n" + result.stdout[-2000:] + result.stderr[-3000:])
-    done.touch()
-    return folder
-
-
 @pytest.fixture(scope="session")
 def serving_venv(request) -> Path:
     key = hashlib.sha256(SERVE_REQUIREMENTS.read_bytes()).hexdigest()[:12]
-    return build_serving_venv(Path(request.config.cache.mkdir(f"serving-venv-{key}")))
-
-
-def site_packages_bytes(venv: Path) -> int:
-    return sum(f.stat().st_size for f in venv.glob("lib/python*/site-packages/**/*")
-               if f.is_file() and not f.is_symlink())
+    try:
+        return build_venv(Path(request.config.cache.mkdir(f"serving-venv-{key}")), SERVE_REQUIREMENTS)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
 
 
 def test_the_serving_venv_has_no_tensorflow_and_stays_small(serving_venv):
