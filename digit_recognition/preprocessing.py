@@ -31,11 +31,10 @@ def _border_pixels(rgba: np.ndarray) -> np.ndarray:
     return np.concatenate([rgba[0], rgba[-1], rgba[1:-1, 0], rgba[1:-1, -1]])
 
 
-def _background(rgba: np.ndarray) -> np.ndarray | None:
-    """The canvas' background colour (RGB in [0, 1]): what its border mostly
-    shows; None when the border is mostly transparent. Float RGBA in [0, 1] or uint8."""
-    top = 255.0 if rgba.dtype == np.uint8 else 1.0
-    border = _border_pixels(rgba)
+def _background(border: np.ndarray) -> np.ndarray | None:
+    """The canvas' background colour (RGB in [0, 1]): what its border pixels
+    (float RGBA in [0, 1], or uint8) mostly show; None when they are mostly transparent."""
+    top = 255.0 if border.dtype == np.uint8 else 1.0
     if np.median(border[:, 3]) < 0.5 * top:
         return None
     opaque_border = border[border[:, 3] >= 0.5 * top]
@@ -66,12 +65,21 @@ def ink_map(rgba: np.ndarray) -> np.ndarray:
     """
     if rgba.ndim != 3 or rgba.shape[2] != 4:
         raise ValueError(f"expected an RGBA array (H, W, 4), got shape {rgba.shape}")
-    return _ink_against(rgba, _background(rgba))
+    return _ink_against(rgba, _background(_border_pixels(rgba)))
 
 
 # Modes whose values do not fit 8 bits; image_to_rgba scales them itself.
 _HIGH_DEPTH_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 _SQRT3 = math.sqrt(3.0)
+
+
+def _border_of(image: Image.Image) -> np.ndarray:
+    """_border_pixels of an RGBA image, read without copying the whole image."""
+    width, height = image.size
+    edges = [(0, 0, width, 1), (0, height - 1, width, height),
+             (0, 1, 1, height - 1), (width - 1, 1, width, height - 1)]
+    return np.concatenate([np.asarray(image.crop(edge)).reshape(-1, 4) for edge in edges
+                           if edge[3] > edge[1]])
 
 
 def ink_region(image: Image.Image) -> tuple[np.ndarray, tuple[int, int]]:
@@ -87,8 +95,7 @@ def ink_region(image: Image.Image) -> tuple[np.ndarray, tuple[int, int]]:
     if image.mode in _HIGH_DEPTH_MODES:  # rare: 16-bit or float greyscale
         return ink_map(image_to_rgba(image)), (0, 0)
     rgba_image = image if image.mode == "RGBA" else image.convert("RGBA")
-    rgba = np.asarray(rgba_image)
-    background = _background(rgba)
+    background = _background(_border_of(rgba_image))
     if background is None:
         strength, slack = rgba_image.getchannel("A"), 1.0
     else:
@@ -104,8 +111,8 @@ def ink_region(image: Image.Image) -> tuple[np.ndarray, tuple[int, int]]:
     box = strength.point([255 if v >= level else 0 for v in range(256)]).getbbox()
     if box is None:  # not one pixel differs from the background
         return np.zeros((1, 1), np.float32), (0, 0)
-    left, top, right, bottom = box
-    return _ink_against(rgba[top:bottom, left:right].astype(np.float32) / 255.0, background), (left, top)
+    crop = np.asarray(rgba_image.crop(box), dtype=np.float32) / 255.0
+    return _ink_against(crop, background), box[:2]
 
 
 def _fit_into_box(ink: np.ndarray, box: int) -> np.ndarray:
