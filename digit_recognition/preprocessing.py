@@ -11,12 +11,13 @@ shown in production cannot drift apart.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageChops
 
 from .errors import EmptyDrawingError
-from .imaging import DEFAULT_MAX_PIXELS, decode_drawing_image, image_to_rgba
+from .imaging import DEFAULT_MAX_PIXELS, image_to_rgba, open_image, shrink_to_working_size, working_scale
 
 MNIST_SIZE = 28
 DIGIT_BOX = 20  # MNIST fits each digit into 20x20 before centring it in 28x28
@@ -188,10 +189,40 @@ def preprocess_image(image: Image.Image) -> np.ndarray:
     return normalize_ink(ink_region(image)[0])
 
 
+@dataclass(frozen=True)
+class DrawingInk:
+    """A drawing's ink map and how its pixels map back to the drawing's.
+
+    `ink` covers the box of the drawing that holds its ink (ink_region: every
+    pixel with at least BBOX_THRESHOLD of the strongest ink is inside; outside
+    is background or fainter), whose top-left is `origin` in the working-size
+    drawing. Large drawings are shrunk by a whole factor before the ink is
+    found, so ink pixel (r, c) covers drawing pixels
+    ((r + origin_row) * scale, (c + origin_col) * scale) onwards.
+    """
+
+    ink: np.ndarray  # (H, W) float32, 0 = background, unnormalised (see ink_map)
+    scale: int  # drawing pixels per ink pixel, per side
+    origin: tuple[int, int] = (0, 0)  # (row, col) of ink[0, 0] in the working-size drawing
+
+    def box_in_drawing(self, top: int, left: int, bottom: int, right: int) -> tuple[int, int, int, int]:
+        """An ink-map box (rows top..bottom, cols left..right, exclusive) as x, y, w, h in the drawing."""
+        row, col = self.origin
+        return ((left + col) * self.scale, (top + row) * self.scale,
+                (right - left) * self.scale, (bottom - top) * self.scale)
+
+
+def drawing_ink(png_bytes: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DrawingInk:
+    """PNG bytes of a canvas drawing -> its ink map. Raises a DrawingError subclass on bad input."""
+    image = open_image(png_bytes, max_pixels=max_pixels)
+    ink, (left, top) = ink_region(shrink_to_working_size(image))
+    return DrawingInk(ink, working_scale(image.size), (top, left))
+
+
 def preprocess_drawing(png_bytes: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """PNG bytes of a canvas drawing -> 28x28 float32 in [0, 1], ink = 1.
 
     The one preprocessing used by the server, training on drawings, the
     notebooks and the tests. Raises a DrawingError subclass on bad input.
     """
-    return preprocess_image(decode_drawing_image(png_bytes, max_pixels=max_pixels))
+    return normalize_ink(drawing_ink(png_bytes, max_pixels=max_pixels).ink)
