@@ -10,6 +10,7 @@ shown in production cannot drift apart.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -74,6 +75,12 @@ _HIGH_DEPTH_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 _SQRT3 = math.sqrt(3.0)
 
 
+@functools.lru_cache(maxsize=256)
+def _at_least(level: int) -> list[int]:
+    """Pillow's lookup table for "value >= level": 255 there, 0 elsewhere."""
+    return [255 if value >= level else 0 for value in range(256)]
+
+
 def _border_of(image: Image.Image) -> np.ndarray:
     """_border_pixels of an RGBA image, read without copying the whole image."""
     width, height = image.size
@@ -109,7 +116,7 @@ def ink_region(image: Image.Image) -> tuple[np.ndarray, tuple[int, int]]:
     # this much in some channel; 3 levels allow for the 8-bit rounding of the
     # composite and of the background colour, so the box can only be larger.
     level = max(int(strongest * BBOX_THRESHOLD / slack) - 3, 1)
-    box = strength.point([255 if v >= level else 0 for v in range(256)]).getbbox()
+    box = strength.point(_at_least(level)).getbbox()
     if box is None:  # not one pixel differs from the background
         return np.zeros((1, 1), np.float32), (0, 0)
     crop = np.asarray(rgba_image.crop(box), dtype=np.float32) / 255.0
