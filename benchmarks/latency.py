@@ -59,10 +59,10 @@ def timed(fn, repeat):
     return out
 
 
-def sample_drawings(pen_path: str, count: int = 20):
-    """Typical page drawings: white ink on a transparent 280 px canvas."""
+def sample_drawings(pen_path: str, count: int = 20, params: CanvasParams | None = None):
+    """Typical page drawings: white ink on a transparent 280 px canvas (or as `params` says)."""
     digits = load_pen_digits(pen_path)[:count]
-    params = CanvasParams(280, 0.7, 0.0, 0.0, 0.065, "white_on_transparent")
+    params = params or CanvasParams(280, 0.7, 0.0, 0.0, 0.065, "white_on_transparent")
     return [to_png_bytes(render_strokes(d.strokes, params)) for d in digits]
 
 
@@ -88,6 +88,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=500, help="calls per in-process scenario")
     parser.add_argument("--seconds", type=float, default=10.0, help="per HTTP scenario per round")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--in-process-only", action="store_true", help="skip the HTTP part")
     args = parser.parse_args()
 
     pngs = sample_drawings(args.pen_digits_path)
@@ -104,17 +105,22 @@ def main() -> int:
         keras_backend.predict_probabilities(one)
         keras_backend.model.predict(one[..., None], verbose=0)
     figures = {}
+    opaque = sample_drawings(args.pen_digits_path, 1, CanvasParams(504, 0.7, 0.0, 0.0, 0.065, "black_on_white"))[0]
     for name, fn, repeat in (
             ("preprocess_drawing (280 px PNG)", lambda: preprocess_drawing(pngs[0]), args.requests),
             ("  before: whole canvas as floats", lambda: preprocess_rgba(decode_drawing(pngs[0])), args.requests),
+            ("preprocess_drawing (504 px opaque)", lambda: preprocess_drawing(opaque), args.requests),
+            ("  before: whole canvas as floats", lambda: preprocess_rgba(decode_drawing(opaque)), args.requests),
             ("LiteRT call (what /predict runs)", lambda: litert.predict_probabilities(one), args.requests),
             ("Keras traced graph (before)", lambda: keras_backend.predict_probabilities(one), args.requests),
             ("model.predict() (baseline)", lambda: keras_backend.model.predict(one[..., None], verbose=0),
              max(50, args.requests // 5))):
         samples = timed(fn, repeat)
         figures[name] = float(np.percentile(samples, 50))
-        print(f"{name:<34} {percentiles(samples)}")
+        print(f"{name:<36} {percentiles(samples)}")
 
+    if args.in_process_only:
+        return 0
     with tempfile.TemporaryDirectory() as scratch_dir:
         scratch = Path(scratch_dir)
         workdir = stage_image_files(scratch / "app")  # what the image's COPY lines take
