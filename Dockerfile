@@ -39,24 +39,21 @@ RUN python -m compileall -q digit_recognition flask_app utils.py \
 USER 10001:10001
 EXPOSE 8080
 
-# Workers x threads: 2 x 4, one worker per core. With TensorFlow it was
-# measured best (benchmarks/choose_workers.py: 2 x 4 218 req/s against 152
-# for 1 x 4 and 211 for 3 x 4, 8 clients, 2 cores). Serving with LiteRT, a
-# request costs ~3.3 ms of server CPU instead of ~4.5 (benchmarks/latency.py,
-# same run) and a worker ~90 MiB instead of ~545 MiB, so more workers are now
-# cheap; but on the 2-core machine, shared with other jobs (load average
-# 16-20), two runs of choose_workers.py over 1 x 4, 2 x 1, 2 x 2, 2 x 4,
-# 2 x 8, 3 x 2 and 4 x 2 could not rank them: one configuration's rounds
-# varied 10-190 req/s, while the server CPU per request stayed at 4-5 ms in
-# every configuration. Nothing measured argues against the reasoning behind
-# 2 x 4, so it stays: the GIL-bound parts of a request (decoding, Flask, JSON)
-# run in parallel only across processes, one per core; four threads keep a
-# worker's core busy while some of its requests wait on the network or inside
-# LiteRT (whose invoke() releases the GIL; each thread has its own
-# interpreter, ~8 MiB). On Cloud Run: --cpu 2, --concurrency 8 (= 2 x 4).
-# gunicorn.conf.py preloads the app when the model runs on LiteRT (workers
-# fork from a master that has built it; interpreters are made after the
-# fork), and never with TensorFlow, which is not fork-safe.
+# Workers: 2, one per core. With TensorFlow and gthread workers, 2 x 4
+# threads was measured best (benchmarks/choose_workers.py: 218 req/s against
+# 152 for 1 x 4 and 211 for 3 x 4, 8 clients, 2 cores). Serving with LiteRT
+# (gthread, before gunicorn.conf.py switched to gevent workers, where
+# --threads does not apply), a request cost ~3.3 ms of server CPU instead of
+# ~4.5 (benchmarks/latency.py, same run) and a worker ~90 MiB instead of
+# ~545 MiB, so workers are now cheap; but on the 2-core machine, shared with
+# other jobs (load average 16-20), two runs of choose_workers.py over 1 x 4,
+# 2 x 1, 2 x 2, 2 x 4, 2 x 8, 3 x 2 and 4 x 2 could not rank them (one
+# configuration's rounds varied 10-190 req/s; server CPU per request 4-5 ms in
+# every one). So one worker per core stays: the GIL-bound parts of a request
+# (decoding, Flask, JSON) run in parallel only across processes. Each worker
+# makes one LiteRT interpreter per OS thread (~8 MiB), after the fork; its
+# gevent greenlets share it (digit_recognition/inference.py). On Cloud Run:
+# --cpu 2, --concurrency 8. No --preload (gunicorn.conf.py says why).
 # --timeout 0: Cloud Run enforces the request timeout itself.
 # Shell form so $PORT (set by Cloud Run) expands; exec so gunicorn replaces the
 # shell, is PID 1 and receives Cloud Run's SIGTERM for a graceful stop.

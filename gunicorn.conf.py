@@ -6,25 +6,45 @@ and explained; this file holds what follows from running on Cloud Run.
 """
 import os
 
+# No preload. With LiteRT the model itself would allow it (interpreters are
+# made per process and thread, after the fork: digit_recognition/inference.py,
+# tests/test_inference_backends.py), and it saved ~1 s of wall-clock start-up
+# on the loaded 2-core machine at the same CPU (benchmarks/cold_start.py
+# --compare-no-preload, before the worker class below). But the gevent worker
+# patches the standard library when the worker starts, which must come before
+# the app is imported; and with INFERENCE_BACKEND=keras, TensorFlow is not
+# fork-safe. So each worker imports the app and loads its model after the fork.
+preload_app = False
 
-def _model_runs_on_litert() -> bool:
-    """Whether the app will serve with LiteRT (INFERENCE_BACKEND, MODEL_PATH as the app reads them)."""
-    from digit_recognition.inference import choose_backend
-    from flask_app.config import defaults, from_environment
-
-    settings = {**defaults(), **from_environment()}
-    try:
-        return choose_backend(settings["MODEL_PATH"], settings["INFERENCE_BACKEND"])[0] == "litert"
-    except ValueError:
-        return False  # a bad INFERENCE_BACKEND: each worker reports it when it builds the app
-
-
-# Preload with LiteRT: the master builds the app once and the workers are
-# forks of it (each makes its own interpreters after the fork, see
-# digit_recognition/inference.py), so a worker is ready as soon as it is
-# forked. Never with TensorFlow, which is not fork-safe: then each worker
-# builds the app and loads its own model (see flask_app/app.py).
-preload_app = _model_runs_on_litert()
+# Slow clients must not hold the workers. A threaded worker gives each
+# connection a thread as soon as its first bytes arrive, so 8 connections that
+# trickle a request head (a header line every few seconds, never finishing)
+# take all 2 x 4 threads and every other request waits (benchmarks/
+# slow_clients.py: p99 5 s, i.e. timed out, with 20 of them). Under `docker run
+# -p 8080:8080` nothing buffers requests in front of gunicorn, so, as
+# gunicorn's FAQ advises for unbuffered requests, the worker is an async one:
+# gevent reads each request head in its own greenlet, which costs memory, not
+# a thread, and hands the request to the app only once the head is complete
+# (same run: p99 11-20 ms with the 20 slow clients). The app is the same WSGI
+# app; gevent patches the standard library in each worker before the app is
+# imported (no --preload). The cost: a worker now runs one request at a time
+# (its greenlets take turns, and a model call blocks the worker while it
+# runs), where its threads could decode one drawing while another was in
+# TensorFlow. Server CPU per request is about the same (benchmarks/
+# slow_clients.py prints it); on this shared, busy 2-core machine 8 closed-loop
+# clients got about half gthread's requests through in two runs, and split
+# the rounds in a third (README). `--threads` in the CMD does not apply to
+# this worker class.
+worker_class = "gevent"
+# At most this many connections per worker (open, idle or slow), gunicorn's
+# default made explicit: beyond it a worker stops accepting until one closes.
+worker_connections = 1000
+# The gevent worker reads every request head under a `keepalive`-second
+# deadline (a new connection's first request included) and closes the
+# connection when it runs out: this is the request-read timeout. 5 s is ample
+# for any real client's head and for Cloud Run's front end reusing an idle
+# connection, and bounds how long a slow client holds even a greenlet.
+keepalive = 5
 
 # Cloud Run sends SIGTERM, then SIGKILL 10 s later: let in-flight requests
 # finish within that window instead of gunicorn's default 30 s.
@@ -69,3 +89,40 @@ logconfig_dict = {
 # these from the master; an operator's own setting wins.
 os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+
+
+# --- what gunicorn itself writes --------------------------------------------
+# Gunicorn has no setting for these (its maintainers declined one for the
+# Server header, benoitc/gunicorn#825), so the two functions that write them
+# are replaced here, in the master, before the workers fork. tests/
+# test_hardening.py checks both against the real server, so a gunicorn upgrade
+# that renames them fails there.
+import json  # noqa: E402
+
+from gunicorn import util as _gunicorn_util  # noqa: E402
+from gunicorn.http import wsgi as _gunicorn_wsgi  # noqa: E402
+
+from flask_app.security_headers import SECURITY_HEADERS  # noqa: E402
+
+_gunicorn_default_headers = _gunicorn_wsgi.Response.default_headers
+
+
+def _default_headers_without_server(self):
+    # No `Server: gunicorn`: the banner only tells a scanner which exploits to try.
+    return [line for line in _gunicorn_default_headers(self) if not line.startswith("Server:")]
+
+
+def _write_error_with_security_headers(sock, status_int, reason, mesg):
+    # Gunicorn's own answer to a request too broken to reach the app (bad
+    # request line, 414 URI too long, 431 too many or too long headers...):
+    # JSON like every other error of this service, with the same security
+    # headers, instead of an HTML page without them.
+    body = json.dumps({"error": f"{reason}: {mesg}" if mesg else reason}).encode("ascii")
+    head = [f"HTTP/1.1 {status_int} {reason}", "Connection: close",
+            "Content-Type: application/json", f"Content-Length: {len(body)}", "Cache-Control: no-store",
+            *(f"{name}: {value}" for name, value in SECURITY_HEADERS)]
+    _gunicorn_util.write_nonblock(sock, ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+
+
+_gunicorn_wsgi.Response.default_headers = _default_headers_without_server
+_gunicorn_util.write_error = _write_error_with_security_headers

@@ -45,7 +45,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.container_command import (  # noqa: E402
+from testing_support.container_command import (  # noqa: E402
     container_environment, cpu_seconds, memory_kib, parse_dockerfile, pen_drawing_pngs, predict_body,
     run_container_command, stage_image_files, write_import_guard,
 )
@@ -155,7 +155,7 @@ def main() -> int:
                 started = time.perf_counter()
                 with run_container_command(workdirs[variant], scratch / f"log-{run}-{variants.index(variant)}.txt",
                                            spec=spec, LABELS_DIR=str(labels),
-                                           LOG_LEVEL="DEBUG") as container:  # /readyz is logged at DEBUG
+                                           LOG_LEVEL="DEBUG", PREDICT_RATE_LIMIT="off") as container:  # /readyz: DEBUG
                     cold[variant].append(first_ready(container.port, container.process, started))
                     cold_cpu[variant].append(answering_worker_cpu(container))
                     if run == args.runs and variant == "CMD":  # memory, on the last run

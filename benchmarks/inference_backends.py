@@ -31,7 +31,7 @@ from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 
 IMPORT_S = time.perf_counter() - started
 
-from benchmarks.container_command import memory_kib  # noqa: E402
+from testing_support.container_command import memory_kib  # noqa: E402
 from digit_recognition.inference import LiteRTClassifier  # noqa: E402
 from digit_recognition.model_files import tflite_path_for  # noqa: E402
 from flask_app.config import DEFAULT_MODEL_PATH  # noqa: E402

@@ -32,7 +32,7 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.container_command import (  # noqa: E402
+from testing_support.container_command import (  # noqa: E402
     cpu_seconds, run_container_command, stage_image_files, wait_for_status,
 )
 from benchmarks.http_load import LoadResult, post_load  # noqa: E402
@@ -127,11 +127,12 @@ def main() -> int:
         model_path = str(Path(args.model_path).resolve())
         servers = {}
         with run_container_command(workdir, scratch / "litert.log", MODEL_PATH=model_path,
-                                   LABELS_DIR=str(scratch / "labels-litert"), LOG_LEVEL="WARNING") as litert_server, \
+                                   LABELS_DIR=str(scratch / "labels-litert"), LOG_LEVEL="WARNING",
+                                   PREDICT_RATE_LIMIT="off") as litert_server, \
                 run_container_command(workdir, scratch / "keras.log", workers=2, threads=4,
                                       requirements_file=REPO_ROOT / "requirements.txt", INFERENCE_BACKEND="keras",
                                       MODEL_PATH=model_path, LABELS_DIR=str(scratch / "labels-keras"),
-                                      LOG_LEVEL="WARNING") as keras_server:
+                                      LOG_LEVEL="WARNING", PREDICT_RATE_LIMIT="off") as keras_server:
             servers = {"LiteRT (Dockerfile CMD)": litert_server, "Keras, 2 x 4 (before)": keras_server}
             for server in servers.values():
                 wait_for_status(server.port, "/readyz", server.process, timeout=300)

@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -37,16 +38,19 @@ class BackendUnavailableError(RuntimeError):
 
 
 class LiteRTClassifier:
-    """A `.tflite` model run by LiteRT's interpreter, one interpreter per thread.
+    """A `.tflite` model run by LiteRT's interpreter, one interpreter per OS thread.
 
     A LiteRT interpreter holds its input and output buffers, so one instance
-    must never run two calls at once. Each thread gets its own (created on its
-    first call, ~3 ms), rather than all threads sharing one behind a lock:
-    `invoke()` releases the GIL, so a worker's threads run digits in parallel
-    (benchmarks/inference_backends.py measures both). Interpreters are also
-    made per process: one created before gunicorn forks (with --preload) is
-    never used in a worker, since native runtimes are not promised to survive
-    a fork.
+    must never run two calls at once. Each OS thread gets its own (made on its
+    first call, ~3 ms, ~8 MiB) rather than all threads sharing one behind a
+    lock: `invoke()` releases the GIL, so a threaded worker's threads run
+    digits in parallel (benchmarks/inference_backends.py measures both).
+    Interpreters are keyed by the thread's native id, not kept in a
+    threading.local: under gunicorn's gevent worker that is greenlet-local and
+    would make an interpreter per request, while greenlets, which never switch
+    inside a call here, can safely share their thread's. Interpreters are also
+    made per process: one made before a fork is never used after it, since
+    native runtimes are not promised to survive a fork.
     """
 
     backend = "litert"
@@ -57,7 +61,8 @@ class LiteRTClassifier:
         self.path = Path(path) if path is not None else None
         self._content = model_content
         self._num_threads = num_threads
-        self._local = threading.local()
+        self._runners: dict[int, SimpleNamespace] = {}
+        self._runners_pid = os.getpid()
         with native_stderr_to_log():
             runner = self._runner()  # fails here, at load, on a broken file
         details = runner.interpreter.get_input_details()[0]
@@ -68,19 +73,22 @@ class LiteRTClassifier:
     def load(cls, path: str | os.PathLike) -> "LiteRTClassifier":
         return cls(Path(path).read_bytes(), path)
 
-    def _runner(self):
-        local = self._local
-        if getattr(local, "pid", None) != os.getpid():
+    def _runner(self) -> SimpleNamespace:
+        if self._runners_pid != os.getpid():  # forked: the parent's interpreters are not ours
+            self._runners, self._runners_pid = {}, os.getpid()
+        key = threading.get_native_id()
+        runner = self._runners.get(key)
+        if runner is None:
             from ai_edge_litert.interpreter import Interpreter
 
             interpreter = Interpreter(model_content=self._content, num_threads=self._num_threads)
             interpreter.allocate_tensors()
-            local.interpreter = interpreter
-            local.input_index = interpreter.get_input_details()[0]["index"]
-            local.output_index = interpreter.get_output_details()[0]["index"]
-            local.batch = int(interpreter.get_input_details()[0]["shape"][0])
-            local.pid = os.getpid()
-        return local
+            runner = SimpleNamespace(interpreter=interpreter,
+                                     input_index=interpreter.get_input_details()[0]["index"],
+                                     output_index=interpreter.get_output_details()[0]["index"],
+                                     batch=int(interpreter.get_input_details()[0]["shape"][0]))
+            self._runners[key] = runner
+        return runner
 
     def predict_probabilities(self, images: np.ndarray) -> np.ndarray:
         """(N, 28, 28) or (N, 28, 28, 1) floats in [0, 1] -> (N, C) probabilities."""

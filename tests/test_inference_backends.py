@@ -25,7 +25,7 @@ from digit_recognition.inference import (
 from digit_recognition.model_files import metadata_path_for, read_metadata, tflite_path_for
 from digit_recognition.preprocessing import preprocess_drawing
 from flask_app.config import DEFAULT_MODEL_PATH
-from benchmarks.container_command import REPO_ROOT, pen_drawing_pngs
+from testing_support.container_command import REPO_ROOT, pen_drawing_pngs
 
 
 @pytest.fixture(scope="module")
@@ -209,3 +209,32 @@ def test_convert_checked_refuses_before_writing(tmp_path):
     # NaN inputs give NaN probabilities: the check cannot pass, nothing is returned.
     with pytest.raises(ConversionError, match="refused"):
         convert_checked(model, np.full((3, 28, 28), np.nan, np.float32), "NaNs")
+
+
+GEVENT_PROBE = """
+from gevent import monkey; monkey.patch_all()
+import gevent, numpy as np
+from digit_recognition.inference import LiteRTClassifier
+from digit_recognition.model_files import tflite_path_for
+from flask_app.config import DEFAULT_MODEL_PATH
+litert = LiteRTClassifier.load(tflite_path_for(DEFAULT_MODEL_PATH))
+images = np.random.default_rng(0).uniform(0, 1, (40, 28, 28)).astype(np.float32)
+alone = litert.predict_probabilities(images)
+def classify(offset):
+    for i in np.roll(np.arange(40), offset):
+        assert np.allclose(litert.predict_probabilities(images[i][None])[0], alone[i], atol=1e-6)
+        gevent.sleep(0)  # let the other greenlets in between calls
+gevent.joinall([gevent.spawn(classify, k) for k in range(20)], raise_error=True)
+print("interpreters", len(litert._runners))
+"""
+
+
+def test_gevent_greenlets_share_their_threads_interpreter():
+    # gunicorn's gevent worker makes threading.local greenlet-local: an
+    # interpreter per greenlet would mean one per request. One per OS thread.
+    import subprocess
+
+    result = subprocess.run([sys.executable, "-c", GEVENT_PROBE], cwd=REPO_ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "interpreters 1"

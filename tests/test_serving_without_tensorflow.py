@@ -12,12 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from benchmarks.container_command import (
+from testing_support.container_command import (
     REPO_ROOT, build_venv, container_environment, http_request, parse_dockerfile, pen_drawing_pngs,
     predict_body, run_container_command, site_packages_bytes, stage_image_files, wait_for_status,
 )

@@ -15,7 +15,7 @@ from the image is the interpreter build, the user, and one thing on purpose: `--
 :$PORT` (all interfaces, as Cloud Run needs) becomes `--bind 127.0.0.1:$PORT`
 so a test never opens a port to the network.
 
-Used by tests/test_container_command.py and the benchmarks beside this file.
+Used by tests/test_container_command.py and the benchmarks.
 """
 from __future__ import annotations
 
@@ -223,7 +223,7 @@ def requirements_closure(requirements_file: str | Path | None = None) -> set[str
     return closure
 
 
-_IMPORT_GUARD = '''"""Written by benchmarks/container_command.py: hide the packages the image lacks."""
+_IMPORT_GUARD = '''"""Written by testing_support/container_command.py: hide the packages the image lacks."""
 import sys
 
 NOT_IN_IMAGE = frozenset({blocked!r})  # not in {requirements}
@@ -304,19 +304,29 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _non_blank_lines(path: Path) -> list[str]:
+    return [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+
+
 @dataclass
 class RunningContainer:
     process: subprocess.Popen
     port: int
     log_path: Path
+    stderr_path: Path
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def log_lines(self) -> list[str]:
-        return [line for line in self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
-                if line.strip()]
+        """What the server wrote to stdout: the app's and gunicorn's JSON log."""
+        return _non_blank_lines(self.log_path)
+
+    def stderr_lines(self) -> list[str]:
+        """What the process wrote to stderr: native libraries' start-up lines
+        (TensorFlow's C++ logging writes there before Python runs any code)."""
+        return _non_blank_lines(self.stderr_path)
 
     def worker_pids(self) -> list[int]:
         return child_pids(self.process.pid)
@@ -344,19 +354,22 @@ def run_container_command(workdir: Path, log_path: Path, *, spec: DockerfileSpec
     `requirements_file`: make importable what that file installs instead of
     what the image installs (requirements.txt: the Keras-served baseline).
     `venv`: run another virtual environment's gunicorn, as it is (no guard).
-    Its stdout and stderr go to `log_path` (a file, not a pipe nobody drains:
-    a full pipe would block the server on its next log line).
+    Its stdout goes to `log_path` and its stderr to `<log_path>.stderr`, kept
+    apart as a container runtime keeps them (Cloud Run records each line of
+    either stream as one log entry). Files, not pipes nobody drains: a full pipe
+    would block the server on its next log line.
     """
     spec = spec or parse_dockerfile()
     port = free_port()
     command = loopback_command(spec.cmd, workers, threads)
-    guard = None if venv is not None else write_import_guard(Path(log_path).parent / "import-guard",
-                                                              requirements_file)
-    with open(log_path, "wb") as log:
+    log_path = Path(log_path)
+    stderr_path = log_path.with_name(log_path.name + ".stderr")
+    guard = None if venv is not None else write_import_guard(log_path.parent / "import-guard", requirements_file)
+    with open(log_path, "wb") as log, open(stderr_path, "wb") as stderr:
         process = subprocess.Popen(["/bin/sh", "-c", command], cwd=workdir,
                                    env=container_environment(spec, port, guard, venv, **env_overrides),
-                                   stdout=log, stderr=subprocess.STDOUT)
-    running = RunningContainer(process, port, log_path)
+                                   stdout=log, stderr=stderr)
+    running = RunningContainer(process, port, log_path, stderr_path)
     try:
         yield running
     finally:
