@@ -57,7 +57,8 @@ def files_entry(keras_path: Path, tflite_bytes: bytes | None) -> dict:
 
 
 def tflite_matches_metadata(metadata: dict, tflite_bytes: bytes) -> bool:
-    """Whether a .tflite is the one its metadata names (True when the metadata
-    records no digest, as for a model converted by hand)."""
+    """Whether a .tflite is the one its metadata names. False when the metadata
+    names none: a .keras and .json replaced by a new model's, beside the old
+    model's .tflite, look exactly like that (convert to fix it)."""
     expected = (metadata.get("files") or {}).get("tflite_sha256")
-    return expected is None or expected == sha256_of_bytes(tflite_bytes)
+    return expected is not None and expected == sha256_of_bytes(tflite_bytes)

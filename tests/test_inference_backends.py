@@ -172,6 +172,12 @@ def test_a_tflite_left_over_from_another_model_is_never_served(saved_model_dir, 
     assert "not LiteRT" in caplog.text
     with pytest.raises(BackendUnavailableError, match="convert again"):
         load_classifier(tmp_path / "m.keras", "litert")
+    # A new model's metadata that names no .tflite at all (written before
+    # conversion existed, or by hand): the old .tflite beside it is not served either.
+    metadata = json.loads((tmp_path / "m.json").read_text())
+    metadata.pop("files")
+    (tmp_path / "m.json").write_text(json.dumps(metadata))
+    assert choose_backend(tmp_path / "m.keras")[0] == "keras"
 
 
 def test_without_a_tflite_auto_serves_keras_and_litert_says_how_to_convert(saved_model_dir, tmp_path):
