@@ -33,6 +33,7 @@ from .paths import (ARTIFACTS_DIR, DEFAULT_DATASET_PATH, DEFAULT_FINETUNED_MODEL
                     DEFAULT_LABELS_DIR, REPO_ROOT, labels_dir_from_environment, served_model_path)
 from .paths import DEFAULT_MODEL_PATH as DEFAULT_SERVED_MODEL_PATH  # noqa: F401
 from .preprocessing import MNIST_SIZE, preprocess_drawing
+from .model_files import metadata_path_for, read_metadata, tflite_path_for
 
 # `training` and `evaluation` import TensorFlow (~4 s): they are imported inside
 # the functions that touch a model, so `prepare` and `--help` start at once.
@@ -364,13 +365,6 @@ def _percent(value: float) -> str:
     return "n/a" if np.isnan(value) else f"{value:.2%}"
 
 
-def _read_metadata(model_path: str | Path) -> dict:
-    from .training import metadata_path_for
-
-    path = metadata_path_for(model_path)
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-
-
 def _evaluate(classifier, collected_x, collected_y, mnist_x, mnist_y) -> dict[str, float]:
     from .evaluation import accuracy_of, predict_digits
 
@@ -411,14 +405,14 @@ def finetune(config: FinetuneConfig, output_path: str | Path | None = None, log=
     import tensorflow as tf
 
     from .model import DigitClassifier
-    from .training import fit, metadata_path_for, model_version, resolve_path, save_model
+    from .training import fit, model_version, resolve_path, save_model
 
     mnist_path = resolve_path(config.mnist_path, datasets.MNIST_PATH_ENV)
     (mnist_x, mnist_y), (mnist_test_x, mnist_test_y) = datasets.load_mnist(mnist_path)
     if config.mnist_test_limit:
         mnist_test_x, mnist_test_y = mnist_test_x[:config.mnist_test_limit], mnist_test_y[:config.mnist_test_limit]
 
-    base_metadata = _read_metadata(config.base_model_path)
+    base_metadata = read_metadata(config.base_model_path)
     model = keras.models.load_model(config.base_model_path, compile=False)
     before = _evaluate(DigitClassifier(model), collected.x_validation, collected.y_validation,
                        mnist_test_x, mnist_test_y)
@@ -489,9 +483,13 @@ def finetune(config: FinetuneConfig, output_path: str | Path | None = None, log=
     if reasons:
         log("not saved: " + "; ".join(reasons))
     elif output_path is not None:
-        save_model(model, output_path, metadata)
+        # The served form (.tflite) is checked on the digits just measured.
+        metadata = save_model(model, output_path, metadata,
+                              np.concatenate([mnist_test_x, collected.x_validation]),
+                              f"MNIST test {len(mnist_test_x)} + collected validation "
+                              f"{len(collected.x_validation)}")
         saved_path = str(output_path)
-        log(f"saved {output_path} and {metadata_path_for(output_path)}")
+        log(f"saved {output_path}, {tflite_path_for(output_path)} and {metadata_path_for(output_path)}")
     return FinetuneResult(model, history, metadata, before, after, not reasons, reasons, saved_path)
 
 

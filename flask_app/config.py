@@ -23,6 +23,9 @@ def _int(name: str, default: int) -> int:
 def defaults() -> dict:
     return {
         "MODEL_PATH": str(DEFAULT_MODEL_PATH),
+        # auto: LiteRT on the model's .tflite when it and the runtime are there,
+        # else Keras/TensorFlow; litert or keras: that one or fail at start-up.
+        "INFERENCE_BACKEND": "auto",
         "LABELS_DIR": str(DEFAULT_LABELS_DIR),  # shared with the commands (digit_recognition.paths)
         # None: an SQLite file inside LABELS_DIR; postgresql://... for several instances.
         "LABELS_DATABASE_URL": None,
@@ -65,7 +68,8 @@ def defaults() -> dict:
 def from_environment() -> dict:
     """The settings present in the environment, parsed."""
     settings: dict = {}
-    for name in ("MODEL_PATH", "LABELS_DIR", "LABELS_DATABASE_URL", "ADMIN_TOKEN", "SECRET_KEY", "LOG_LEVEL",
+    for name in ("MODEL_PATH", "INFERENCE_BACKEND", "LABELS_DIR", "LABELS_DATABASE_URL", "ADMIN_TOKEN",
+                 "SECRET_KEY", "LOG_LEVEL",
                  "LABELS_RATE_LIMIT", "RATELIMIT_STORAGE_URI", "GOOGLE_CLOUD_PROJECT",
                  "PREDICT_RATE_LIMIT", "ADMIN_AUTH_FAILURE_LIMIT", "ADMIN_SESSIONS_DIR"):
         value = os.environ.get(name)

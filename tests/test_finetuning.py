@@ -23,11 +23,12 @@ from digit_recognition.finetuning import (NEAR_DUPLICATE_RMS, FinetuneConfig, fi
                                           load_prepared_dataset, near_duplicate_groups,
                                           prepare_collected_dataset)
 from digit_recognition.label_database import samples as samples_table
+from digit_recognition.inference import load_classifier
 from digit_recognition.label_store import LabelStore
 from digit_recognition.model import DigitClassifier
+from digit_recognition.model_files import metadata_path_for
 from digit_recognition.preprocessing import preprocess_drawing
 from digit_recognition.strokes import CanvasParams, render_strokes, to_png_bytes
-from digit_recognition.training import metadata_path_for
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_MODEL = REPO_ROOT / "flask_app" / "model" / "digit_cnn.keras"
@@ -229,6 +230,15 @@ def test_finetune_saves_a_loadable_model_with_its_lineage(tmp_path, prepared, mn
     assert metadata["mnist_test_accuracy"] == metadata["evaluation"]["after"]["mnist_test"]
     assert metadata["fine_tuning"]["samples_per_epoch"] == collected_source["train"] * config.collected_repeats + 300
     assert metadata["base_data"] == shipped["data"]
+    # The served form: the .tflite beside it, checked on the digits just measured.
+    assert metadata["files"] == {"keras": output.name, "tflite": output.with_suffix(".tflite").name,
+                                 "tflite_sha256": metadata["files"]["tflite_sha256"]}
+    assert metadata["conversion"]["samples"] == 300 + collected_source["validation"]
+    assert metadata["conversion"]["different_answers"] == 0
+    served = load_classifier(output)
+    assert served.backend == "litert"
+    np.testing.assert_allclose(served.predict_probabilities(load_prepared_dataset(prepared).x_validation),
+                               probabilities, atol=1e-4)
 
 
 def test_finetune_command_refuses_a_model_that_fails_the_gate(tmp_path, prepared, mnist_path):
