@@ -165,6 +165,7 @@ class DrawingReading:
     def to_json(self, preview: Callable[[np.ndarray], str]) -> dict:
         single = self.single
         verdict = self.verdict
+        parts = [part.to_json(preview) for part in self.parts]  # each preview encoded once
         return {
             "verdict": verdict,
             "number": self.number,
@@ -173,6 +174,6 @@ class DrawingReading:
             "runner_up": single.runner_up if single is not None else None,
             "probabilities": single.probabilities if single is not None else None,
             "not_digit_score": max(part.not_digit_score for part in self.parts),
-            "preview": preview(single.digit_image) if single is not None else None,
-            "digits": [part.to_json(preview) for part in self.parts],
+            "preview": parts[0]["preview"] if single is not None else None,
+            "digits": parts,
         }
