@@ -5,6 +5,7 @@ PYTHON := $(VENV)/bin/python
 SHARED_DATA ?= $(abspath ../shared/data)
 export MNIST_PATH ?= $(SHARED_DATA)/mnist.npz
 export PEN_DIGITS_PATH ?= $(SHARED_DATA)/pen_digits_dev.jsonl.gz
+export PEN_CHARS_PATH ?= $(SHARED_DATA)/pen_chars_dev.jsonl.gz
 
 .PHONY: install run test lint
 

@@ -36,5 +36,14 @@ from digit_recognition.label_store import LabelStore  # noqa: F401
 from digit_recognition.plots import (  # noqa: F401
     plot_before_after, plot_class_balance, plot_class_means, plot_confusion_matrix,
     plot_counts_per_digit, plot_digit_grid, plot_drawings_beside_mnist, plot_mistakes,
-    plot_training_curves,
+    plot_reliability_diagram, plot_training_curves,
+)
+from digit_recognition.non_digits import (  # noqa: F401
+    DIGIT_LOOKALIKES, NOT_A_DIGIT_CHARS, SYNTHETIC_SHAPES, load_pen_chars, synthetic_non_digits,
+)
+from digit_recognition.reading import (  # noqa: F401
+    DigitReading, DrawingReading, ReadingPolicy, apply_temperature, read_scores,
+)
+from digit_recognition.calibration import (  # noqa: F401
+    expected_calibration_error, fit_temperature, reliability_bins,
 )

@@ -24,6 +24,12 @@ def main(argv=None) -> int:
     train_cmd.add_argument("--output", required=True, help="model file to write (.keras)")
     train_cmd.add_argument("--mnist-path", help="MNIST .npz (default: $MNIST_PATH, else download)")
     train_cmd.add_argument("--pen-digits-path", help="pen digits .jsonl.gz (default: $PEN_DIGITS_PATH)")
+    train_cmd.add_argument("--pen-chars-path",
+                           help="pen letters and symbols .jsonl.gz, the not-a-digit examples (default: $PEN_CHARS_PATH)")
+    train_cmd.add_argument("--init-from", help="start from this model's weights instead of from scratch")
+    train_cmd.add_argument("--learning-rate", type=float, default=TrainingConfig.learning_rate)
+    train_cmd.add_argument("--renders-per-pen-char", type=int, default=TrainingConfig.renders_per_pen_char)
+    train_cmd.add_argument("--synthetic-non-digits", type=int, default=TrainingConfig.synthetic_non_digits)
     train_cmd.add_argument("--epochs", type=int, default=TrainingConfig.epochs)
     train_cmd.add_argument("--renders-per-pen-digit", type=int, default=TrainingConfig.renders_per_pen_digit)
     train_cmd.add_argument("--mnist-train-limit", type=int)
@@ -62,6 +68,9 @@ def main(argv=None) -> int:
 
     if args.command == "train":
         config = TrainingConfig(mnist_path=args.mnist_path, pen_digits_path=args.pen_digits_path,
+                                pen_chars_path=args.pen_chars_path, init_model_path=args.init_from,
+                                learning_rate=args.learning_rate, renders_per_pen_char=args.renders_per_pen_char,
+                                synthetic_non_digits=args.synthetic_non_digits,
                                 epochs=args.epochs, renders_per_pen_digit=args.renders_per_pen_digit,
                                 mnist_train_limit=args.mnist_train_limit,
                                 pen_digit_limit=args.pen_digit_limit, seed=args.seed)

@@ -17,7 +17,8 @@ import numpy as np
 
 from .preprocessing import preprocess_rgba
 from .strokes import (
-    TRAINING_DIGIT_HEIGHT_FRAC, TRAINING_STROKE_WIDTH_FRAC, random_canvas_params, render_strokes,
+    TRAINING_DIGIT_HEIGHT_FRAC, TRAINING_STROKE_WIDTH_FRAC, CanvasParams, random_canvas_params,
+    render_strokes,
 )
 
 MNIST_PATH_ENV = "MNIST_PATH"
@@ -92,3 +93,32 @@ def render_pen_digits(digits, rng: np.random.Generator, renders_per_digit: int =
             images.append(preprocess_rgba(rgba))
             labels.append(digit.label)
     return np.stack(images).astype(np.float32), np.asarray(labels, dtype=np.int64)
+
+
+def render_as_model_input(strokes, params: CanvasParams) -> np.ndarray:
+    """Strokes drawn on a canvas as `params` says, then preprocessed: the 28x28 the server would see."""
+    rgba = np.asarray(render_strokes(strokes, params), dtype=np.float32) / 255.0
+    return preprocess_rgba(rgba)
+
+
+def _render_chunk(jobs) -> np.ndarray:
+    return np.stack([render_as_model_input(strokes, params) for strokes, params in jobs]).astype(np.float32)
+
+
+def render_jobs(jobs: list, processes: int = 1, chunk: int = 500) -> np.ndarray:
+    """[(strokes, CanvasParams)] -> (N, 28, 28) model inputs, in order, on `processes` processes.
+
+    Rendering and preprocessing tens of thousands of drawings is the slow part
+    of assembling training data; it parallelises perfectly. Processes are
+    spawned (not forked): the parent may hold TensorFlow, which is not fork-safe.
+    """
+    if not jobs:
+        return np.zeros((0, 28, 28), np.float32)
+    chunks = [jobs[i:i + chunk] for i in range(0, len(jobs), chunk)]
+    if processes <= 1 or len(chunks) == 1:
+        return np.concatenate([_render_chunk(c) for c in chunks])
+    import concurrent.futures
+    import multiprocessing
+
+    with concurrent.futures.ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return np.concatenate(list(pool.map(_render_chunk, chunks)))

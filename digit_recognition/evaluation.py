@@ -13,9 +13,9 @@ EVAL_BATCH = 1024
 
 
 def predict_probabilities(classifier: DigitClassifier, x: np.ndarray, batch: int = EVAL_BATCH) -> np.ndarray:
-    """(N, 28, 28) digits -> (N, 10) probabilities, in batches to bound memory."""
+    """(N, 28, 28) images -> (N, classes) probabilities, in batches to bound memory."""
     if len(x) == 0:
-        return np.zeros((0, NUM_CLASSES), dtype=np.float32)
+        return np.zeros((0, getattr(classifier, "num_classes", NUM_CLASSES)), dtype=np.float32)
     return np.concatenate([classifier.predict_probabilities(x[i:i + batch])
                            for i in range(0, len(x), batch)])
 

@@ -129,9 +129,14 @@ def image_to_rgba(image: Image.Image) -> np.ndarray:
     return np.asarray(image, dtype=np.float32) / 255.0
 
 
+def working_scale(size: tuple[int, int], max_side: int = MAX_WORKING_SIDE) -> int:
+    """The whole factor a drawing of `size` is shrunk by (1: kept as it is)."""
+    return max(1, math.ceil(max(size) / max_side))
+
+
 def shrink_to_working_size(image: Image.Image, max_side: int = MAX_WORKING_SIDE) -> Image.Image:
     """Box-average an image down by a whole factor so its longer side <= max_side."""
-    factor = math.ceil(max(image.size) / max_side)
+    factor = working_scale(image.size, max_side)
     if factor <= 1:
         return image
     if image.mode.startswith("I;16"):

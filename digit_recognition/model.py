@@ -17,7 +17,8 @@ import tensorflow as tf  # noqa: E402
 
 from .preprocessing import MNIST_SIZE  # noqa: E402
 
-NUM_CLASSES = 10
+# Ten digits and "not a digit" (digit_recognition.reading names the index).
+NUM_CLASSES = 11
 INPUT_SHAPE = (MNIST_SIZE, MNIST_SIZE, 1)
 
 
@@ -27,7 +28,7 @@ def _conv_bn_relu(x, filters: int, kernel: int):
     return keras.layers.Activation("relu")(x)
 
 
-def build_model(seed: int = 0) -> keras.Model:
+def build_model(seed: int = 0, num_classes: int = NUM_CLASSES) -> keras.Model:
     """The digit CNN, uncompiled. Input (N, 28, 28, 1) in [0, 1]; output softmax.
 
     Sized for two CPU cores: one 5x5 layer at full resolution (a wide receptive
@@ -46,8 +47,32 @@ def build_model(seed: int = 0) -> keras.Model:
     x = keras.layers.Flatten()(x)
     x = keras.layers.Dropout(0.4)(x)
     x = keras.layers.Dense(128, activation="relu")(x)
-    outputs = keras.layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
     return keras.Model(inputs, outputs, name="digit_cnn")
+
+
+def with_not_digit_output(trained: keras.Model, seed: int = 0) -> keras.Model:
+    """A model with every layer of `trained`, whose output gains the not-a-digit class.
+
+    Used to teach a ten-digit model the eleventh class without relearning the
+    digits from scratch: the ten digit units keep their weights, the new unit
+    starts at zero weights and a negative bias (rarely chosen until trained).
+    """
+    model = build_model(seed, NUM_CLASSES)
+    old_out = trained.get_layer("probabilities")
+    if old_out.units == NUM_CLASSES:
+        model.set_weights(trained.get_weights())
+        return model
+    for old_layer, new_layer in zip(trained.layers, model.layers):
+        if old_layer.name != "probabilities" and old_layer.get_weights():
+            new_layer.set_weights(old_layer.get_weights())
+    kernel, bias = old_out.get_weights()
+    new_kernel = np.zeros((kernel.shape[0], NUM_CLASSES), kernel.dtype)
+    new_kernel[:, :kernel.shape[1]] = kernel
+    new_bias = np.full(NUM_CLASSES, -2.0, bias.dtype)
+    new_bias[:bias.shape[0]] = bias
+    model.get_layer("probabilities").set_weights([new_kernel, new_bias])
+    return model
 
 
 def compile_model(model: keras.Model, learning_rate) -> keras.Model:
@@ -118,12 +143,13 @@ class DigitClassifier:
             input_signature=[tf.TensorSpec((None,) + INPUT_SHAPE, tf.float32)],
         ).get_concrete_function()
         self.predict_probabilities(np.zeros((1, MNIST_SIZE, MNIST_SIZE), np.float32))  # warm up
+        self.num_classes = int(model.outputs[0].shape[-1])
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "DigitClassifier":
         return cls(keras.models.load_model(path, compile=False))
 
     def predict_probabilities(self, images: np.ndarray) -> np.ndarray:
-        """(N, 28, 28) or (N, 28, 28, 1) floats in [0, 1] -> (N, 10) probabilities."""
+        """(N, 28, 28) or (N, 28, 28, 1) floats in [0, 1] -> (N, classes) probabilities."""
         batch = np.asarray(images, dtype=np.float32).reshape((-1,) + INPUT_SHAPE)
         return self._infer(tf.constant(batch)).numpy()

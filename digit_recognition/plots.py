@@ -62,17 +62,19 @@ def plot_confusion_matrix(y_true, y_pred, title: str = "Confusion matrix"):
 
     plt = _pyplot()
     counts = confusion_matrix(y_true, y_pred)
-    off_diagonal = counts * (1 - np.eye(10, dtype=np.int64))
+    classes = range(counts.shape[0])  # ten digits, and "not a digit" for an eleven-class model
+    off_diagonal = counts * (1 - np.eye(len(classes), dtype=np.int64))
     figure, axis = plt.subplots(figsize=(6.5, 5.5))
     image = axis.imshow(off_diagonal, cmap="Reds")
-    for true in DIGITS:
-        for predicted in DIGITS:
+    for true in classes:
+        for predicted in classes:
             value = counts[true, predicted]
             if value:
                 axis.text(predicted, true, str(value), ha="center", va="center", fontsize=8,
                           color="grey" if true == predicted else "black")
-    axis.set_xticks(list(DIGITS))
-    axis.set_yticks(list(DIGITS))
+    names = [str(c) if c < 10 else "not a\ndigit" for c in classes]
+    axis.set_xticks(list(classes), names)
+    axis.set_yticks(list(classes), names)
     axis.set_xlabel("predicted")
     axis.set_ylabel("true")
     correct = int(np.trace(counts))
@@ -220,5 +222,40 @@ def plot_before_after(before: dict, after: dict, title: str = "Fine-tuning: accu
     axis.set_ylabel("accuracy")
     axis.set_title(title)
     axis.legend(loc="lower right")
+    figure.tight_layout()
+    return figure
+
+
+def plot_reliability_diagram(holdout: dict, title: str = "Reliability on held-out writers"):
+    """Accuracy against stated confidence per bin, before and after calibration.
+
+    `holdout` is a model metadata's "holdout" section: its "reliability" and
+    "reliability_uncalibrated" rows are (lower, upper, count, mean confidence,
+    accuracy). A calibrated model's points lie on the diagonal.
+    """
+    plt = _pyplot()
+    figure, (curve_axis, count_axis) = plt.subplots(1, 2, figsize=(10, 4))
+    curve_axis.plot([0, 1], [0, 1], ":", color="grey", label="perfectly calibrated")
+    for key, label, style in (("reliability_uncalibrated", "before calibration", "--s"),
+                              ("reliability", "after calibration", "-o")):
+        rows = [row for row in holdout.get(key) or [] if row[2]]
+        if not rows:
+            continue
+        ece = holdout.get("digit_ece_uncalibrated" if key.endswith("uncalibrated") else "digit_ece")
+        curve_axis.plot([row[3] for row in rows], [row[4] for row in rows], style,
+                        label=f"{label} (ECE {ece:.2%})" if ece is not None else label)
+        if key == "reliability":
+            count_axis.bar([(row[0] + row[1]) / 2 for row in rows], [row[2] for row in rows],
+                           width=[(row[1] - row[0]) * 0.9 for row in rows])
+    curve_axis.set_xlabel("stated confidence (the named digit's probability)")
+    curve_axis.set_ylabel("share read right")
+    curve_axis.set_xlim(0, 1)
+    curve_axis.set_ylim(0, 1.02)
+    curve_axis.grid(alpha=0.3)
+    curve_axis.legend(loc="upper left")
+    count_axis.set_yscale("log")
+    count_axis.set_xlabel("stated confidence")
+    count_axis.set_title("drawings per bin (after calibration)")
+    figure.suptitle(title)
     figure.tight_layout()
     return figure

@@ -10,11 +10,13 @@ shown in production cannot drift apart.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from PIL import Image
 
 from .errors import EmptyDrawingError
-from .imaging import DEFAULT_MAX_PIXELS, decode_drawing
+from .imaging import DEFAULT_MAX_PIXELS, image_to_rgba, open_image, shrink_to_working_size, working_scale
 
 MNIST_SIZE = 28
 DIGIT_BOX = 20  # MNIST fits each digit into 20x20 before centring it in 28x28
@@ -121,10 +123,33 @@ def preprocess_rgba(rgba: np.ndarray) -> np.ndarray:
     return normalize_ink(ink_map(rgba))
 
 
+@dataclass(frozen=True)
+class DrawingInk:
+    """A whole drawing's ink map and how its pixels map back to the drawing's.
+
+    Large drawings are shrunk by a whole factor before the ink is found, so
+    ink pixel (r, c) covers drawing pixels (r * scale, c * scale) onwards.
+    """
+
+    ink: np.ndarray  # (H, W) float32, 0 = background, unnormalised (see ink_map)
+    scale: int  # drawing pixels per ink pixel, per side
+
+    def box_in_drawing(self, top: int, left: int, bottom: int, right: int) -> tuple[int, int, int, int]:
+        """An ink-map box (rows top..bottom, cols left..right, exclusive) as x, y, w, h in the drawing."""
+        return (left * self.scale, top * self.scale,
+                (right - left) * self.scale, (bottom - top) * self.scale)
+
+
+def drawing_ink(png_bytes: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DrawingInk:
+    """PNG bytes of a canvas drawing -> its ink map. Raises a DrawingError subclass on bad input."""
+    image = open_image(png_bytes, max_pixels=max_pixels)
+    return DrawingInk(ink_map(image_to_rgba(shrink_to_working_size(image))), working_scale(image.size))
+
+
 def preprocess_drawing(png_bytes: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """PNG bytes of a canvas drawing -> 28x28 float32 in [0, 1], ink = 1.
 
     The one preprocessing used by the server, training on drawings, the
     notebooks and the tests. Raises a DrawingError subclass on bad input.
     """
-    return preprocess_rgba(decode_drawing(png_bytes, max_pixels=max_pixels))
+    return normalize_ink(drawing_ink(png_bytes, max_pixels=max_pixels).ink)

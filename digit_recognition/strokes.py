@@ -33,6 +33,12 @@ SUPERSAMPLE = 2  # canvases anti-alias; drawing at 2x then shrinking does too
 # general, not for one benchmark's settings).
 TRAINING_DIGIT_HEIGHT_FRAC = (0.25, 0.90)
 TRAINING_STROKE_WIDTH_FRAC = (0.02, 0.10)
+# The page's brush is a fixed share of the canvas, so a digit written small is
+# drawn with a brush that is fat for its size (a 15%-tall digit with a 6.5%
+# brush). Training gives that case its own share of renders.
+PAGE_BRUSH_FRAC = (0.035, 0.075)
+SMALL_DIGIT_HEIGHT_FRAC = (0.12, 0.30)
+SMALL_DIGIT_SHARE = 0.3
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,10 @@ class CanvasParams:
     offset_y_frac: float
     stroke_width_frac: float
     style: str
+    # False: the ink's own extent is scaled to digit_height_frac (a digit).
+    # True: the pen set's whole 0..1000 box is, so a dot stays a dot and a
+    # dash stays short (their true size is what makes them what they are).
+    keep_box_scale: bool = False
 
 
 def random_canvas_params(rng: np.random.Generator, style: str | None = None,
@@ -60,6 +70,21 @@ def random_canvas_params(rng: np.random.Generator, style: str | None = None,
     )
 
 
+def training_canvas_params(rng: np.random.Generator, canvas_px: tuple[int, int] = (112, 224)) -> CanvasParams:
+    """Rendering parameters for training: the benchmark's world and wider, plus small digits.
+
+    Most renders draw size and pen width from the wide training ranges; a share
+    are small drawings with the page's brush, on larger canvases so that the
+    small digit still has the resolution a real canvas gives it.
+    """
+    if rng.random() < SMALL_DIGIT_SHARE:
+        return random_canvas_params(rng, canvas_px=(max(canvas_px[0], 160), max(canvas_px[1], 320)),
+                                    digit_height_frac=SMALL_DIGIT_HEIGHT_FRAC,
+                                    stroke_width_frac=PAGE_BRUSH_FRAC)
+    return random_canvas_params(rng, canvas_px=canvas_px, digit_height_frac=TRAINING_DIGIT_HEIGHT_FRAC,
+                                stroke_width_frac=TRAINING_STROKE_WIDTH_FRAC)
+
+
 def _layout(strokes, params: CanvasParams, scale_up: int):
     """Map stroke points into canvas pixels (at `scale_up` times resolution)."""
     points = np.concatenate([np.asarray(s, dtype=np.float64).reshape(-1, 2) for s in strokes])
@@ -71,6 +96,8 @@ def _layout(strokes, params: CanvasParams, scale_up: int):
     # digit is shrunk so it still fits on the canvas.
     target_h = max(params.digit_height_frac * size - width_px, 1.0)
     scale = target_h / extent[1]
+    if params.keep_box_scale:
+        scale = params.digit_height_frac * size / 1000.0
     max_w = 0.95 * size - width_px
     if extent[0] * scale > max_w:
         scale = max_w / extent[0]

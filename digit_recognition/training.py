@@ -20,27 +20,50 @@ import numpy as np
 
 from . import datasets
 from .atomic_files import atomic_write_bytes
-from .evaluation import accuracy_of, predict_digits
-from .model import DigitClassifier, build_augmenter, build_model, compile_model
+from .calibration import answer_figures, choose_not_digit_threshold, fit_temperature
+from .evaluation import accuracy_of, predict_digits, predict_probabilities
+from .model import DigitClassifier, build_augmenter, build_model, compile_model, with_not_digit_output
+from .non_digits import (
+    DIGIT_LOOKALIKES, NOT_A_DIGIT_CHARS, PEN_CHARS_PATH_ENV, SYNTHETIC_SHAPES, load_pen_chars,
+    synthetic_non_digits,
+)
+from .reading import NOT_A_DIGIT_CLASS, ReadingPolicy, apply_temperature, split_scores
+from .stroke_variants import VARIANTS, vary
+from .strokes import CanvasParams, training_canvas_params
 
 # Pen writer groups never trained on, so accuracy on them is an honest
 # "new writers" figure (the pen set is split by writer group, never by sample).
 DEFAULT_HOLDOUT_GROUPS = ("ced", "imp")
+# A third group the network never trains on either: the confidence calibration
+# and the not-a-digit threshold are fitted on it, so the held-out figures above
+# measure those too, on writers neither step has seen.
+DEFAULT_CALIBRATION_GROUPS = ("apa",)
+NOT_A_DIGIT_LABEL = NOT_A_DIGIT_CLASS
+# Of the real digits of the calibration writers, at most this share may be
+# called "not a digit" by the chosen threshold.
+MAX_DIGITS_CALLED_NOT_A_DIGIT = 0.005
 
 
 @dataclass
 class TrainingConfig:
     mnist_path: str | None = None  # None: $MNIST_PATH, else the Keras download
     pen_digits_path: str | None = None  # None: $PEN_DIGITS_PATH, else MNIST only
+    pen_chars_path: str | None = None  # None: $PEN_CHARS_PATH, else synthetic non-digits only
     holdout_groups: tuple[str, ...] = DEFAULT_HOLDOUT_GROUPS
+    calibration_groups: tuple[str, ...] = DEFAULT_CALIBRATION_GROUPS
     renders_per_pen_digit: int = 3
+    renders_per_pen_char: int = 2
+    synthetic_non_digits: int = 12_000  # scribbles, shapes, dots... (non_digits.SYNTHETIC_SHAPES)
     epochs: int = 6
     batch_size: int = 128
     learning_rate: float = 2e-3
     mnist_train_limit: int | None = None  # tiny runs in tests
     mnist_test_limit: int | None = None  # tiny runs in tests; None: the whole test set
     pen_digit_limit: int | None = None
+    pen_char_limit: int | None = None
     validation_fraction: float = 0.04
+    init_model_path: str | None = None  # continue from this model's weights (a 10-class one gains the 11th)
+    render_processes: int = 2
     seed: int = 0
 
 
@@ -52,8 +75,10 @@ class TrainingData:
     y_val: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
-    x_pen_holdout: np.ndarray | None
+    x_pen_holdout: np.ndarray | None  # held-out writers: digits and non-digits (label 10)
     y_pen_holdout: np.ndarray | None
+    x_calibration: np.ndarray | None = None  # calibration writers: digits and non-digits
+    y_calibration: np.ndarray | None = None
     sources: list[dict] = field(default_factory=list)
 
 
@@ -61,8 +86,37 @@ def resolve_path(explicit: str | None, env_var: str) -> str | None:
     return explicit or os.environ.get(env_var) or None
 
 
+def _non_digit_params(rng: np.random.Generator, shape: str) -> CanvasParams:
+    params = training_canvas_params(rng)
+    if shape in ("dot", "dash"):
+        # A click or a dash is small on the canvas: keep its true size.
+        return dataclasses.replace(params, keep_box_scale=True, digit_height_frac=float(rng.uniform(0.08, 0.5)))
+    return params
+
+
+class _JobList:
+    """Drawings to render, with their labels and the split they belong to."""
+
+    def __init__(self):
+        self.jobs, self.labels, self.splits = [], [], []
+
+    def add(self, strokes, params, label: int, split: str):
+        self.jobs.append((strokes, params))
+        self.labels.append(label)
+        self.splits.append(split)
+
+    def take(self, images: np.ndarray, split: str):
+        mask = np.asarray(self.splits) == split
+        return images[mask], np.asarray(self.labels, dtype=np.int64)[mask]
+
+
 def load_training_data(config: TrainingConfig, log=print) -> TrainingData:
-    """MNIST, plus the pen set rendered as canvas drawings when it is available."""
+    """MNIST, plus pen digits and not-a-digit drawings rendered as canvas drawings when available.
+
+    Pen data are split by writer group: `holdout_groups` and `calibration_groups`
+    are never trained on. Every pen drawing is rendered as a canvas would draw
+    it and pushed through the server's own preprocessing.
+    """
     rng = np.random.default_rng(config.seed)
     mnist_path = resolve_path(config.mnist_path, datasets.MNIST_PATH_ENV)
     (x_mnist, y_mnist), (x_test, y_test) = datasets.load_mnist(mnist_path)
@@ -73,38 +127,76 @@ def load_training_data(config: TrainingConfig, log=print) -> TrainingData:
         x_mnist, y_mnist = x_mnist[:config.mnist_train_limit], y_mnist[:config.mnist_train_limit]
     if config.mnist_test_limit:
         x_test, y_test = x_test[:config.mnist_test_limit], y_test[:config.mnist_test_limit]
-    parts_x, parts_y = [x_mnist], [y_mnist]
-    x_hold = y_hold = None
+    held_back = set(config.holdout_groups) | set(config.calibration_groups)
 
+    def split_of(group: str) -> str:
+        if group in config.holdout_groups:
+            return "holdout"
+        return "calibration" if group in config.calibration_groups else "train"
+
+    jobs = _JobList()
     pen_path = resolve_path(config.pen_digits_path, datasets.PEN_DIGITS_PATH_ENV)
     if pen_path:
         pen = datasets.load_pen_digits(pen_path)
         if config.pen_digit_limit:
             pen = [pen[i] for i in rng.permutation(len(pen))[:config.pen_digit_limit]]
-        train_digits = [d for d in pen if d.writer_group not in config.holdout_groups]
-        holdout_digits = [d for d in pen if d.writer_group in config.holdout_groups]
-        log(f"pen digits: {len(train_digits)} for training, {len(holdout_digits)} held out "
-            f"(writer groups {', '.join(config.holdout_groups)})")
-        x_pen, y_pen = datasets.render_pen_digits(train_digits, rng, config.renders_per_pen_digit)
-        parts_x.append(x_pen)
-        parts_y.append(y_pen)
-        if holdout_digits:
-            x_hold, y_hold = datasets.render_pen_digits(holdout_digits, rng, 1)
+        for digit in pen:
+            split = split_of(digit.writer_group)
+            renders = {"train": config.renders_per_pen_digit, "calibration": 2, "holdout": 1}[split]
+            for _ in range(renders):
+                # Writing styles MNIST lacks, added to training renders only.
+                strokes = vary(digit.label, digit.strokes, rng) if split == "train" else digit.strokes
+                jobs.add(strokes, training_canvas_params(rng), digit.label, split)
+        log(f"pen digits: {sum(d.writer_group not in held_back for d in pen)} for training; held out: "
+            f"groups {', '.join(config.holdout_groups)} (measuring), {', '.join(config.calibration_groups)} "
+            f"(calibration)")
         sources.append({"name": "pen_digits", "file": Path(pen_path).name,
                         "sha256": datasets.sha256_of(pen_path),
-                        "samples": int(len(train_digits)),
+                        "samples": int(sum(d.writer_group not in held_back for d in pen)),
                         "renders_per_digit": config.renders_per_pen_digit,
-                        "holdout_groups": list(config.holdout_groups)})
+                        "style_variants": {str(k): [f.__name__ for f, _ in v] for k, v in VARIANTS.items()},
+                        "holdout_groups": list(config.holdout_groups),
+                        "calibration_groups": list(config.calibration_groups)})
     else:
         log("no pen digits file given: training on MNIST alone")
 
-    x_all = np.concatenate(parts_x)
-    y_all = np.concatenate(parts_y)
+    chars_path = resolve_path(config.pen_chars_path, PEN_CHARS_PATH_ENV)
+    if chars_path:
+        chars = load_pen_chars(chars_path)
+        if config.pen_char_limit:
+            chars = [chars[i] for i in rng.permutation(len(chars))[:config.pen_char_limit]]
+        for char in chars:
+            split = split_of(char.writer_group)
+            for _ in range(config.renders_per_pen_char if split == "train" else 1):
+                jobs.add(char.strokes, training_canvas_params(rng), NOT_A_DIGIT_LABEL, split)
+        sources.append({"name": "pen_chars", "file": Path(chars_path).name,
+                        "sha256": datasets.sha256_of(chars_path),
+                        "samples": int(sum(c.writer_group not in held_back for c in chars)),
+                        "renders_per_char": config.renders_per_pen_char,
+                        "not_a_digit_chars": "".join(sorted(NOT_A_DIGIT_CHARS)),
+                        "excluded_lookalikes": "".join(sorted(DIGIT_LOOKALIKES))})
+    for split, count in (("train", config.synthetic_non_digits),
+                         ("calibration", config.synthetic_non_digits // 10 if pen_path else 0)):
+        for shape, strokes in synthetic_non_digits(rng, count):
+            jobs.add(strokes, _non_digit_params(rng, shape), NOT_A_DIGIT_LABEL, split)
+    if config.synthetic_non_digits:
+        sources.append({"name": "synthetic_non_digits", "samples": config.synthetic_non_digits,
+                        "shapes": sorted(SYNTHETIC_SHAPES)})
+
+    log(f"rendering {len(jobs.jobs)} drawings on {config.render_processes} processes")
+    images = datasets.render_jobs(jobs.jobs, processes=config.render_processes)
+    x_train_pen, y_train_pen = jobs.take(images, "train")
+    x_cal, y_cal = jobs.take(images, "calibration")
+    x_hold, y_hold = jobs.take(images, "holdout")
+
+    x_all = np.concatenate([x_mnist, x_train_pen])
+    y_all = np.concatenate([y_mnist, y_train_pen])
     order = rng.permutation(len(x_all))
     x_all, y_all = x_all[order], y_all[order]
     n_val = int(len(x_all) * config.validation_fraction)
-    return TrainingData(x_all[n_val:], y_all[n_val:], x_all[:n_val], y_all[:n_val],
-                        x_test, y_test, x_hold, y_hold, sources)
+    return TrainingData(x_all[n_val:], y_all[n_val:], x_all[:n_val], y_all[:n_val], x_test, y_test,
+                        x_hold if len(x_hold) else None, y_hold if len(y_hold) else None,
+                        x_cal if len(x_cal) else None, y_cal if len(y_cal) else None, sources)
 
 
 def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, augment: bool):
@@ -170,23 +262,62 @@ def save_model(model, path: str | os.PathLike, metadata: dict) -> dict:
     return metadata
 
 
+def _rounded(value, digits: int = 5):
+    """Floats rounded for the metadata file, through dicts and lists; NaN as null."""
+    if isinstance(value, float):
+        return None if value != value else round(value, digits)
+    if isinstance(value, dict):
+        return {k: _rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_rounded(v, digits) for v in value]
+    return value
+
+
+def calibrate(classifier, x_calibration, y_calibration, log=print) -> dict:
+    """Fit the temperature and the not-a-digit threshold on the calibration writers."""
+    if x_calibration is None or not len(x_calibration):
+        log("no calibration writers: temperature 1, not-a-digit threshold 0.5")
+        return {"temperature": 1.0, "not_digit_threshold": ReadingPolicy().not_digit_threshold}
+    raw = predict_probabilities(classifier, x_calibration)
+    temperature = fit_temperature(raw, y_calibration)
+    _, not_digit = split_scores(apply_temperature(raw, temperature))
+    threshold = choose_not_digit_threshold(not_digit[y_calibration != NOT_A_DIGIT_LABEL],
+                                           MAX_DIGITS_CALLED_NOT_A_DIGIT)
+    log(f"calibration: temperature {temperature:.3f}, not-a-digit threshold {threshold:.3f} "
+        f"({len(y_calibration)} drawings)")
+    return {"temperature": round(temperature, 4), "not_digit_threshold": round(threshold, 4),
+            "samples": int(len(y_calibration))}
+
+
 def train(config: TrainingConfig, output_path: str | os.PathLike | None = None, log=print):
-    """Train from scratch, evaluate once on the MNIST test set, save if asked.
+    """Train, calibrate on unseen writers, evaluate once on the test sets, save if asked.
 
     Returns (model, history, metadata).
     """
     data = load_training_data(config, log=log)
-    log(f"x_train {data.x_train.shape}, x_val {data.x_val.shape}, x_test {data.x_test.shape}")
-    model = build_model(config.seed)
+    log(f"x_train {data.x_train.shape}, x_val {data.x_val.shape}, x_test {data.x_test.shape}, "
+        f"not-a-digit share {float((data.y_train == NOT_A_DIGIT_LABEL).mean()):.1%}")
+    if config.init_model_path:
+        import keras
+
+        model = with_not_digit_output(keras.models.load_model(config.init_model_path, compile=False), config.seed)
+        log(f"continuing from {config.init_model_path}")
+    else:
+        model = build_model(config.seed)
     history = fit(model, data.x_train, data.y_train, data.x_val, data.y_val,
                   epochs=config.epochs, batch_size=config.batch_size,
                   learning_rate=config.learning_rate, seed=config.seed)
     classifier = DigitClassifier(model)
+    calibration = calibrate(classifier, data.x_calibration, data.y_calibration, log=log)
+    policy = ReadingPolicy(temperature=calibration["temperature"],
+                           not_digit_threshold=calibration["not_digit_threshold"])
     created_at = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     metadata = {
         "model_version": model_version(model, created_at),
         "created_at": created_at.isoformat(),
+        "classes": [str(d) for d in range(10)] + ["not_a_digit"],
         "mnist_test_accuracy": round(accuracy_of(predict_digits(classifier, data.x_test), data.y_test), 5),
+        "calibration": {**calibration, "fitted_on_groups": list(config.calibration_groups)},
         "training": {**dataclasses.asdict(config),
                      "train_samples": int(len(data.x_train)),
                      "tensorflow": __import__("tensorflow").__version__,
@@ -194,14 +325,22 @@ def train(config: TrainingConfig, output_path: str | os.PathLike | None = None, 
         "data": data.sources,
     }
     # Paths are machine-specific; the sha256 in `data` identifies the files.
-    metadata["training"].pop("mnist_path")
-    metadata["training"].pop("pen_digits_path")
+    for key in ("mnist_path", "pen_digits_path", "pen_chars_path", "init_model_path"):
+        metadata["training"].pop(key)
     if data.x_pen_holdout is not None:
-        metadata["pen_holdout_accuracy"] = round(
-            accuracy_of(predict_digits(classifier, data.x_pen_holdout), data.y_pen_holdout), 5)
+        raw = predict_probabilities(classifier, data.x_pen_holdout)
+        figures = answer_figures(raw, data.y_pen_holdout, policy)
+        uncalibrated = answer_figures(raw, data.y_pen_holdout, dataclasses.replace(policy, temperature=1.0))
+        metadata["pen_holdout_accuracy"] = round(figures["digit_accuracy"], 5)
+        metadata["holdout"] = {"groups": list(config.holdout_groups), **_rounded(figures),
+                               "digit_ece_uncalibrated": round(uncalibrated["digit_ece"], 5),
+                               "reliability_uncalibrated": _rounded(uncalibrated["reliability"])}
     log(f"MNIST test accuracy: {metadata['mnist_test_accuracy']:.4f}")
-    if "pen_holdout_accuracy" in metadata:
-        log(f"held-out pen writers accuracy: {metadata['pen_holdout_accuracy']:.4f}")
+    if "holdout" in metadata:
+        h = metadata["holdout"]
+        log(f"held-out pen writers: digits {h['digit_accuracy']:.4f} right, "
+            f"{h['digits_called_not_a_digit']:.4f} called not a digit; non-digits "
+            f"{h['non_digits_called_not_a_digit']:.4f} called not a digit; digit ECE {h['digit_ece']:.4f}")
     if output_path is not None:
         save_model(model, output_path, metadata)
         log(f"saved {output_path} and {metadata_path_for(output_path)}")

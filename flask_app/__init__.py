@@ -29,8 +29,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     Path(app.config["LABELS_DIR"]).mkdir(parents=True, exist_ok=True)
 
     from .recognizer import load_recognizer
-    app.extensions["recognizer"] = load_recognizer(str(app.config["MODEL_PATH"]),
-                                                   int(app.config["MAX_IMAGE_PIXELS"]))
+    app.extensions["recognizer"] = load_recognizer(
+        str(app.config["MODEL_PATH"]), int(app.config["MAX_IMAGE_PIXELS"]),
+        float(app.config["LOW_CONFIDENCE"]), app.config["NOT_DIGIT_THRESHOLD"])
 
     from .logging_setup import configure_logging
     configure_logging(app)

@@ -33,7 +33,10 @@ def defaults() -> dict:
         "LOG_LEVEL": "INFO",
         "LABELS_RATE_LIMIT": "60 per minute",  # "off" disables
         "RATELIMIT_STORAGE_URI": "memory://",
-        "LOW_CONFIDENCE": 0.6,  # below this top probability the page says "not sure"
+        "LOW_CONFIDENCE": 0.6,  # below this calibrated probability a digit's verdict is "unsure"
+        # At or above this not-a-digit probability a part's verdict is "not_a_digit".
+        # None: the threshold chosen with the model (its metadata), else 0.5.
+        "NOT_DIGIT_THRESHOLD": None,
         "GOOGLE_CLOUD_PROJECT": None,  # set: request logs carry Cloud Trace ids (logging_setup)
         # Proxy hops in front of the app whose X-Forwarded-For/-Proto are believed
         # (Cloud Run: 1). 0 trusts none, so a client cannot spoof its address.
@@ -62,8 +65,9 @@ def from_environment() -> dict:
                           ("TRUSTED_PROXIES", defaults()["TRUSTED_PROXIES"])):
         if os.environ.get(name):
             settings[name] = _int(name, default)
-    if os.environ.get("LOW_CONFIDENCE"):
-        settings["LOW_CONFIDENCE"] = float(os.environ["LOW_CONFIDENCE"])
+    for name in ("LOW_CONFIDENCE", "NOT_DIGIT_THRESHOLD"):
+        if os.environ.get(name):
+            settings[name] = float(os.environ[name])
     if os.environ.get("LABELS_SWEEP_GRACE_SECONDS"):
         settings["LABELS_SWEEP_GRACE_SECONDS"] = float(os.environ["LABELS_SWEEP_GRACE_SECONDS"])
     if os.environ.get("SESSION_COOKIE_SECURE"):  # "0" only for a plain-http host other than localhost

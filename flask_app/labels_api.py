@@ -98,10 +98,13 @@ def submit_label():
     label = parse_label(body["label"])
     png = image_bytes(body)
     recognizer = current_app.extensions["recognizer"]
-    prediction = recognizer.predict_png(png)  # also refuses empty (422) and bad images
+    reading = recognizer.read_png(png)  # also refuses empty (422) and bad images
+    part = reading.parts[0]
+    # The store keeps the model's best digit even when its verdict was "not a
+    # digit": a person insisting on a label is exactly what teaches the model.
     try:
-        record = label_store().save(png, label, prediction=prediction.digit,
-                                    confidence=prediction.confidence,
+        record = label_store().save(png, label, prediction=part.best_digit,
+                                    confidence=part.probabilities[part.best_digit],
                                     model_version=recognizer.model_version)
     except OSError as exc:
         return _storage_error(exc)

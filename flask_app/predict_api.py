@@ -1,4 +1,8 @@
-"""POST /predict: a drawing in, the digit and what the model saw out."""
+"""POST /predict: a drawing in; what it reads as, and what the model saw, out.
+
+The answer's fields and cases are documented in the README ("API") and built by
+digit_recognition.reading.DrawingReading.to_json.
+"""
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify
@@ -13,10 +17,5 @@ bp = Blueprint("predict", __name__)
 def predict():
     png = image_bytes(json_body())
     recognizer = current_app.extensions["recognizer"]
-    prediction = recognizer.predict_png(png)
-    return jsonify(
-        digit=prediction.digit,
-        probabilities=prediction.probabilities,
-        preview=preview_data_url(prediction.digit_image),
-        model_version=recognizer.model_version,
-    )
+    reading = recognizer.read_png(png)
+    return jsonify(**reading.to_json(preview_data_url), model_version=recognizer.model_version)

@@ -10,26 +10,15 @@ import base64
 import functools
 import io
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from digit_recognition.model import DigitClassifier
-from digit_recognition.preprocessing import preprocess_drawing
+from digit_recognition.preprocessing import BBOX_THRESHOLD, drawing_ink, normalize_ink
+from digit_recognition.reading import DigitReading, DrawingReading, ReadingPolicy, read_scores
 from digit_recognition.training import metadata_path_for
-
-
-@dataclass(frozen=True)
-class Prediction:
-    digit: int
-    probabilities: list[float]
-    digit_image: np.ndarray  # the 28x28 the model saw
-
-    @property
-    def confidence(self) -> float:
-        return self.probabilities[self.digit]
 
 
 def preview_data_url(digit_image: np.ndarray) -> str:
@@ -41,18 +30,21 @@ def preview_data_url(digit_image: np.ndarray) -> str:
 
 
 class Recognizer:
-    """Preprocess a drawing and classify it. One instance per worker process.
+    """Read a drawing: find its parts, preprocess each, classify, give the verdict.
 
-    Holds no per-request state: the classifier's graph function is safe to call
-    from several threads at once, so gunicorn's threads share it unlocked.
+    One instance per worker process. Holds no per-request state: the
+    classifier's graph function is safe to call from several threads at once,
+    so gunicorn's threads share it unlocked.
     """
 
-    def __init__(self, model_path: str | Path, max_pixels: int):
+    def __init__(self, model_path: str | Path, max_pixels: int,
+                 low_confidence: float | None = None, not_digit_threshold: float | None = None):
         self.model_path = Path(model_path)
         self.max_pixels = max_pixels
         self.classifier = DigitClassifier.load(self.model_path)
         self.metadata = self._read_metadata()
         self.model_version = str(self.metadata.get("model_version") or self.model_path.stem)
+        self.policy = policy_for(self.metadata, low_confidence, not_digit_threshold)
 
     def _read_metadata(self) -> dict:
         path = metadata_path_for(self.model_path)
@@ -60,14 +52,31 @@ class Recognizer:
             return {}
         return json.loads(path.read_text(encoding="utf-8"))
 
-    def predict_digit_image(self, digit_image: np.ndarray) -> Prediction:
-        probabilities = self.classifier.predict_probabilities(digit_image[None])[0].astype(np.float64)
-        probabilities = probabilities / probabilities.sum()  # exact sum to 1 in float64
-        return Prediction(int(probabilities.argmax()), [float(p) for p in probabilities], digit_image)
+    def read_digit_images(self, digit_images: np.ndarray, boxes: list | None = None) -> list[DigitReading]:
+        """(N, 28, 28) model inputs -> one DigitReading each (N >= 1)."""
+        probabilities = self.classifier.predict_probabilities(digit_images)
+        return read_scores(probabilities, digit_images, self.policy, boxes)
 
-    def predict_png(self, png_bytes: bytes) -> Prediction:
-        """PNG bytes -> Prediction. Raises DrawingError subclasses on bad input."""
-        return self.predict_digit_image(preprocess_drawing(png_bytes, max_pixels=self.max_pixels))
+    def _parts(self, ink: np.ndarray) -> list[tuple[tuple[int, int, int, int], np.ndarray]]:
+        """The drawing's parts as (ink-map box (top, left, bottom, right), part ink).
+
+        For now the whole drawing is one part, boxed by its ink.
+        """
+        strongest = float(ink.max(initial=0.0))
+        rows = np.flatnonzero(ink.max(axis=1) >= BBOX_THRESHOLD * strongest)
+        cols = np.flatnonzero(ink.max(axis=0) >= BBOX_THRESHOLD * strongest)
+        if not len(rows):
+            return [((0, 0, ink.shape[0], ink.shape[1]), ink)]
+        return [((int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1), ink)]
+
+    def read_png(self, png_bytes: bytes) -> DrawingReading:
+        """PNG bytes -> DrawingReading. Raises DrawingError subclasses on bad input."""
+        drawing = drawing_ink(png_bytes, max_pixels=self.max_pixels)
+        parts = self._parts(drawing.ink)
+        # normalize_ink raises EmptyDrawingError (422) for a blank drawing.
+        images = np.stack([normalize_ink(part_ink) for _, part_ink in parts])
+        boxes = [drawing.box_in_drawing(*box) for box, _ in parts]
+        return DrawingReading(self.read_digit_images(images, boxes))
 
     def self_test(self) -> bool:
         """Run the model on a blank input: proves the graph executes (readiness)."""
@@ -75,11 +84,24 @@ class Recognizer:
         return bool(np.isfinite(probabilities).all() and abs(float(probabilities.sum()) - 1.0) < 1e-3)
 
 
+def policy_for(metadata: dict, low_confidence: float | None, not_digit_threshold: float | None) -> ReadingPolicy:
+    """The reading policy: the model's own calibration, the app's thresholds."""
+    calibration = metadata.get("calibration") or {}
+    defaults = ReadingPolicy()
+    return ReadingPolicy(
+        temperature=float(calibration.get("temperature", 1.0)),
+        low_confidence=defaults.low_confidence if low_confidence is None else float(low_confidence),
+        not_digit_threshold=(float(calibration.get("not_digit_threshold", defaults.not_digit_threshold))
+                             if not_digit_threshold is None else float(not_digit_threshold)),
+    )
+
+
 @functools.lru_cache(maxsize=4)
-def load_recognizer(model_path: str, max_pixels: int) -> Recognizer:
+def load_recognizer(model_path: str, max_pixels: int, low_confidence: float | None = None,
+                    not_digit_threshold: float | None = None) -> Recognizer:
     """One Recognizer per model file per process, however many apps are built.
 
     Production builds one app per worker; tests build many, and the model
     should still be loaded only once.
     """
-    return Recognizer(model_path, max_pixels)
+    return Recognizer(model_path, max_pixels, low_confidence, not_digit_threshold)

@@ -134,7 +134,7 @@ def pick_clear_digits(pen_digits_path, recognizer, min_confidence=0.9, candidate
     chosen = {}
     for label in range(10):
         for digit in by_label.get(label, [])[:candidates_per_label]:
-            prediction = recognizer.predict_png(to_png_bytes(render_strokes(digit.strokes, params)))
+            prediction = recognizer.read_png(to_png_bytes(render_strokes(digit.strokes, params))).parts[0]
             if prediction.digit == label and prediction.confidence >= min_confidence:
                 chosen[label] = digit.strokes
                 break

@@ -15,6 +15,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 MNIST_PATH = os.environ.get("MNIST_PATH") or str(SHARED_DATA / "mnist.npz")
 PEN_DIGITS_PATH = os.environ.get("PEN_DIGITS_PATH") or str(SHARED_DATA / "pen_digits_dev.jsonl.gz")
+PEN_CHARS_PATH = os.environ.get("PEN_CHARS_PATH") or str(SHARED_DATA / "pen_chars_dev.jsonl.gz")
 
 
 def base_test_config(tmp_path: Path, **overrides) -> dict:
@@ -71,3 +72,10 @@ def pen_digits_path():
     if not Path(PEN_DIGITS_PATH).exists():
         pytest.fail(f"pen digits not found at {PEN_DIGITS_PATH}; set PEN_DIGITS_PATH")
     return PEN_DIGITS_PATH
+
+
+@pytest.fixture(scope="session")
+def pen_chars_path():
+    if not Path(PEN_CHARS_PATH).exists():
+        pytest.fail(f"pen characters not found at {PEN_CHARS_PATH}; set PEN_CHARS_PATH")
+    return PEN_CHARS_PATH

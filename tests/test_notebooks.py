@@ -175,7 +175,7 @@ def test_model_training_notebook_trains_and_finetunes(tmp_path, kernel_name, lab
         mnist_path=mnist_path, epochs=1, mnist_train_limit=300, model_output_path=str(model_path),
         collected_dataset_path=str(dataset_path), finetuned_output_path=str(finetuned_path),
         finetune_epochs=1, finetune_mnist_samples=200, finetune_check_acceptance=False,
-        mnist_test_limit=500,
+        mnist_test_limit=500, synthetic_non_digits=100,
     )
     assert "no pen digits file given: training on MNIST alone" in text_output(notebook)
     metadata = json.loads(model_path.with_suffix(".json").read_text())
@@ -189,11 +189,13 @@ def test_model_training_notebook_trains_and_finetunes(tmp_path, kernel_name, lab
 
 
 def test_model_training_notebook_skips_finetuning_without_a_dataset(tmp_path, kernel_name, mnist_path,
-                                                                    monkeypatch):
-    monkeypatch.delenv("PEN_DIGITS_PATH", raising=False)
+                                                                    pen_digits_path, pen_chars_path):
+    # With a little pen data: the not-a-digit class, calibration and the reliability diagram run too.
     notebook = run_notebook(
         "model_training.ipynb", tmp_path / "out.ipynb", kernel_name,
         mnist_path=mnist_path, epochs=1, mnist_train_limit=100, mnist_test_limit=100,
+        pen_digits_path=pen_digits_path, pen_digit_limit=300, pen_chars_path=pen_chars_path,
+        pen_char_limit=300, synthetic_non_digits=100, renders_per_pen_digit=1,
         model_output_path=str(tmp_path / "best_model.keras"),
         collected_dataset_path=str(tmp_path / "missing.npz"),
         finetuned_output_path=str(tmp_path / "best_model_fine_tuning.keras"),
@@ -201,4 +203,7 @@ def test_model_training_notebook_skips_finetuning_without_a_dataset(tmp_path, ke
     assert "skipping fine-tuning" in text_output(notebook)
     assert (tmp_path / "best_model.keras").exists()
     assert not (tmp_path / "best_model_fine_tuning.keras").exists()
-    assert image_count(notebook) == 3
+    metadata = json.loads((tmp_path / "best_model.json").read_text())
+    assert metadata["calibration"]["temperature"] > 0 and metadata["holdout"]["non_digits"] > 0
+    # curves, confusion matrix, mistakes, reliability diagram
+    assert image_count(notebook) == 4

@@ -28,8 +28,14 @@ def test_prediction_shape(client, mnist_test):
     response = post_image(client, data_url(mnist_as_canvas(x[0])))
     assert response.status_code == 200
     body = response.get_json()
-    assert set(body) == {"digit", "probabilities", "preview", "model_version"}
+    assert set(body) == {"verdict", "number", "digit", "confidence", "runner_up", "probabilities",
+                         "not_digit_score", "preview", "model_version", "digits"}
+    assert body["verdict"] == "digit"
     assert isinstance(body["digit"], int) and 0 <= body["digit"] <= 9
+    assert body["number"] == str(body["digit"])
+    assert body["confidence"] == pytest.approx(max(body["probabilities"]))
+    assert body["runner_up"] != body["digit"] and 0 <= body["runner_up"] <= 9
+    assert 0.0 <= body["not_digit_score"] < 0.5
     assert len(body["probabilities"]) == 10
     assert sum(body["probabilities"]) == pytest.approx(1.0, abs=1e-6)
     assert body["digit"] == int(np.argmax(body["probabilities"]))
@@ -37,6 +43,14 @@ def test_prediction_shape(client, mnist_test):
     preview = Image.open(io.BytesIO(base64.b64decode(body["preview"].split(",", 1)[1])))
     assert preview.size == (28, 28)
     assert body["model_version"] == client.application.extensions["recognizer"].model_version
+    # One digit drawn: one part, which says the same as the top-level fields.
+    [part] = body["digits"]
+    assert {k: part[k] for k in ("digit", "verdict", "confidence", "runner_up", "probabilities",
+                                 "not_digit_score", "preview")} == \
+        {k: body[k] for k in ("digit", "verdict", "confidence", "runner_up", "probabilities",
+                              "not_digit_score", "preview")}
+    x0, y0, w, h = part["box"]
+    assert 0 <= x0 and 0 <= y0 and 0 < w <= 280 and 0 < h <= 280
 
 
 def test_bare_base64_is_accepted(client, mnist_test):

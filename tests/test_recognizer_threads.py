@@ -34,7 +34,7 @@ def _drawings(mnist_path) -> list[bytes]:
 def test_concurrent_predictions_equal_single_threaded_ones(app, mnist_path):
     recognizer = app.extensions["recognizer"]
     drawings = _drawings(mnist_path)
-    alone = [recognizer.predict_png(png) for png in drawings]
+    alone = [recognizer.read_png(png).parts[0] for png in drawings]
     assert len({p.digit for p in alone}) >= 5, "the drawings should not all look alike"
 
     results: dict[tuple[int, int, int], object] = {}
@@ -48,7 +48,7 @@ def test_concurrent_predictions_equal_single_threaded_ones(app, mnist_path):
                 # A different order per thread and round, so different drawings overlap.
                 order = np.random.default_rng(worker * 100 + round_).permutation(len(drawings))
                 for i in order:
-                    results[(worker, round_, int(i))] = recognizer.predict_png(drawings[i])
+                    results[(worker, round_, int(i))] = recognizer.read_png(drawings[i]).parts[0]
         except BaseException as exc:  # reported below, not lost in the thread
             errors.append(exc)
 

@@ -1,0 +1,79 @@
+"""The shipped model says "not a digit" when it isn't one, and reads every digit.
+
+Drawings are rendered as the page draws them (round brush, 6.5% of the canvas)
+and posted to /predict of the real app with the real model.
+"""
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+import pytest
+
+from digit_recognition.datasets import load_pen_digits
+from digit_recognition.non_digits import load_pen_chars, scribble
+from digit_recognition.strokes import CanvasParams, render_strokes, to_png_bytes
+from flask_app.config import DEFAULT_MODEL_PATH
+
+PAGE_BRUSH = 0.065
+
+
+def ask(client, strokes, height=0.6, style="black_on_transparent", keep_box_scale=False, canvas=320):
+    params = CanvasParams(canvas, height, 0.0, 0.0, PAGE_BRUSH, style, keep_box_scale=keep_box_scale)
+    png = to_png_bytes(render_strokes(strokes, params))
+    response = client.post("/predict", json={"image": "data:image/png;base64," + base64.b64encode(png).decode()})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()
+
+
+def held_out_groups() -> set[str]:
+    metadata = json.loads(DEFAULT_MODEL_PATH.with_suffix(".json").read_text())
+    return set(metadata["training"]["holdout_groups"])
+
+
+def test_the_shipped_model_has_a_not_a_digit_class_and_a_calibration():
+    metadata = json.loads(DEFAULT_MODEL_PATH.with_suffix(".json").read_text())
+    assert metadata["classes"][-1] == "not_a_digit" and len(metadata["classes"]) == 11
+    assert metadata["calibration"]["temperature"] > 0
+    assert 0.5 <= metadata["calibration"]["not_digit_threshold"] < 1
+
+
+@pytest.mark.parametrize("style", ["black_on_transparent", "black_on_white", "white_on_black"])
+def test_a_click_is_not_a_digit(client, style):
+    answer = ask(client, [[[500, 500]]], height=0.05, style=style, keep_box_scale=True)
+    assert answer["verdict"] == "not_a_digit" and answer["digit"] is None and answer["number"] is None
+
+
+@pytest.mark.parametrize("length", [0.15, 0.4, 0.8])
+def test_a_horizontal_line_is_not_a_digit(client, length):
+    answer = ask(client, [[[100, 500], [900, 500]]], height=length / 0.8, keep_box_scale=True)
+    assert answer["verdict"] == "not_a_digit", answer["not_digit_score"]
+
+
+def test_a_letter_a_is_not_a_digit(client):
+    letter_a = [[[150, 950], [500, 50], [850, 950]], [[300, 600], [700, 600]]]
+    answer = ask(client, letter_a)
+    assert answer["verdict"] == "not_a_digit", answer
+
+
+def test_a_scribble_is_not_a_digit(client):
+    answer = ask(client, scribble(np.random.default_rng(3)))
+    assert answer["verdict"] == "not_a_digit", answer
+
+
+def test_letters_of_unseen_writers_are_mostly_not_digits(client, pen_chars_path):
+    groups = held_out_groups()
+    chars = [c for c in load_pen_chars(pen_chars_path) if c.writer_group in groups and c.char in "ACEFHKMNPRUVWX"]
+    sample = [chars[i] for i in np.random.default_rng(0).choice(len(chars), 40, replace=False)]
+    called = sum(ask(client, c.strokes)["verdict"] == "not_a_digit" for c in sample)
+    assert called >= 36, f"{called}/40 letters called not a digit"
+
+
+@pytest.mark.parametrize("label", range(10))
+def test_each_digit_of_unseen_writers_is_read(client, pen_digits_path, label):
+    groups = held_out_groups()
+    digits = [d for d in load_pen_digits(pen_digits_path) if d.writer_group in groups and d.label == label][:3]
+    for digit in digits:
+        answer = ask(client, digit.strokes)
+        assert answer["verdict"] in ("digit", "unsure") and answer["digit"] == label, answer["verdict"]
