@@ -30,8 +30,7 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import EmptyDrawingError
-from .preprocessing import BBOX_THRESHOLD, MIN_INK_CONTRAST, normalize_ink
+from .preprocessing import BBOX_THRESHOLD, inked_region, normalize_ink
 
 # (N, 28, 28) float32 -> (N,) in [0, 1]: how much each image looks like one digit.
 Scorer = Callable[[np.ndarray], np.ndarray]
@@ -391,16 +390,9 @@ def split_into_parts(ink: np.ndarray, scale: float = 1.0, origin: tuple[float, f
     cuts through touching digits (see `digit_likeness`).
     Raises EmptyDrawingError when nothing is drawn.
     """
-    ink = np.asarray(ink, dtype=np.float32)
-    strongest = float(ink.max(initial=0.0))
-    if not np.isfinite(strongest) or strongest < MIN_INK_CONTRAST:
-        raise EmptyDrawingError("the drawing is empty: draw a digit first")
-    ink = ink / strongest
     # Work on the inked rectangle only (a wide canvas is mostly empty).
-    rows = np.flatnonzero(ink.max(axis=1) >= BBOX_THRESHOLD)
-    cols = np.flatnonzero(ink.max(axis=0) >= BBOX_THRESHOLD)
-    ink = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-    origin = (origin[0] + cols[0] * scale, origin[1] + rows[0] * scale)
+    ink, top, left = inked_region(np.asarray(ink, dtype=np.float32))
+    origin = (origin[0] + left * scale, origin[1] + top * scale)
     drawing = _Drawing(ink)
     # Specks: compression noise or a brush barely touched down, far below a dab.
     kept = np.flatnonzero(drawing.area >= SPECK_AREA * drawing.stroke_width ** 2)
