@@ -10,6 +10,36 @@ import os
 # loads its own model after the fork (see flask_app/app.py).
 preload_app = False
 
+# Slow clients must not hold the workers. A threaded worker gives each
+# connection a thread as soon as its first bytes arrive, so 8 connections that
+# trickle a request head (a header line every few seconds, never finishing)
+# take all 2 x 4 threads and every other request waits (benchmarks/
+# slow_clients.py: p99 5 s, i.e. timed out, with 20 of them). Under `docker run
+# -p 8080:8080` nothing buffers requests in front of gunicorn, so, as
+# gunicorn's FAQ advises for unbuffered requests, the worker is an async one:
+# gevent reads each request head in its own greenlet, which costs memory, not
+# a thread, and hands the request to the app only once the head is complete
+# (same run: p99 11-20 ms with the 20 slow clients). The app is the same WSGI
+# app; gevent patches the standard library in each worker before the app is
+# imported (no --preload). The cost: a worker now runs one request at a time
+# (its greenlets take turns, and a model call blocks the worker while it
+# runs), where its threads could decode one drawing while another was in
+# TensorFlow. Server CPU per request is about the same (benchmarks/
+# slow_clients.py prints it); on this shared, busy 2-core machine 8 closed-loop
+# clients got about half gthread's requests through in two runs, and split
+# the rounds in a third (README). `--threads` in the CMD does not apply to
+# this worker class.
+worker_class = "gevent"
+# At most this many connections per worker (open, idle or slow), gunicorn's
+# default made explicit: beyond it a worker stops accepting until one closes.
+worker_connections = 1000
+# The gevent worker reads every request head under a `keepalive`-second
+# deadline (a new connection's first request included) and closes the
+# connection when it runs out: this is the request-read timeout. 5 s is ample
+# for any real client's head and for Cloud Run's front end reusing an idle
+# connection, and bounds how long a slow client holds even a greenlet.
+keepalive = 5
+
 # Cloud Run sends SIGTERM, then SIGKILL 10 s later: let in-flight requests
 # finish within that window instead of gunicorn's default 30 s.
 graceful_timeout = 8
@@ -53,3 +83,40 @@ logconfig_dict = {
 # these from the master; an operator's own setting wins.
 os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+
+
+# --- what gunicorn itself writes --------------------------------------------
+# Gunicorn has no setting for these (its maintainers declined one for the
+# Server header, benoitc/gunicorn#825), so the two functions that write them
+# are replaced here, in the master, before the workers fork. tests/
+# test_hardening.py checks both against the real server, so a gunicorn upgrade
+# that renames them fails there.
+import json  # noqa: E402
+
+from gunicorn import util as _gunicorn_util  # noqa: E402
+from gunicorn.http import wsgi as _gunicorn_wsgi  # noqa: E402
+
+from flask_app.security_headers import SECURITY_HEADERS  # noqa: E402
+
+_gunicorn_default_headers = _gunicorn_wsgi.Response.default_headers
+
+
+def _default_headers_without_server(self):
+    # No `Server: gunicorn`: the banner only tells a scanner which exploits to try.
+    return [line for line in _gunicorn_default_headers(self) if not line.startswith("Server:")]
+
+
+def _write_error_with_security_headers(sock, status_int, reason, mesg):
+    # Gunicorn's own answer to a request too broken to reach the app (bad
+    # request line, 414 URI too long, 431 too many or too long headers...):
+    # JSON like every other error of this service, with the same security
+    # headers, instead of an HTML page without them.
+    body = json.dumps({"error": f"{reason}: {mesg}" if mesg else reason}).encode("ascii")
+    head = [f"HTTP/1.1 {status_int} {reason}", "Connection: close",
+            "Content-Type: application/json", f"Content-Length: {len(body)}", "Cache-Control: no-store",
+            *(f"{name}: {value}" for name, value in SECURITY_HEADERS)]
+    _gunicorn_util.write_nonblock(sock, ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+
+
+_gunicorn_wsgi.Response.default_headers = _default_headers_without_server
+_gunicorn_util.write_error = _write_error_with_security_headers

@@ -1,7 +1,8 @@
-"""The digit-recognition core, as the app, the notebooks and the tests import it.
+"""The digit-recognition core as one flat import, for the notebooks.
 
-The code lives in the `digit_recognition` package, one module per concern;
-this module is the single flat import surface the product card names:
+The code lives in the `digit_recognition` package, one module per concern; the
+app, the tests and the benchmarks import those modules directly. This module is
+the single flat import surface the product card names, for notebook users:
 
     from utils import preprocess_drawing, load_mnist, build_model
 """
@@ -28,7 +29,7 @@ from digit_recognition.evaluation import (  # noqa: F401
     accuracy_of, confusion_matrix, predict_digits, predict_probabilities,
 )
 from digit_recognition.finetuning import (  # noqa: F401
-    DEFAULT_DATASET_PATH, DEFAULT_FINETUNED_MODEL_PATH, FinetuneConfig, PreparedDataset,
+    DEFAULT_DATASET_PATH, DEFAULT_FINETUNED_MODEL_PATH, CollectedDataError, FinetuneConfig, PreparedDataset,
     finetune, labels_dir_from_environment, load_prepared_dataset, prepare_collected_dataset,
     served_model_path,
 )

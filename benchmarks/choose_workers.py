@@ -1,6 +1,6 @@
 """Which gunicorn workers x threads to put in the Dockerfile's CMD.
 
-Starts the Dockerfile's CMD (benchmarks/container_command.py) once per
+Starts the Dockerfile's CMD (testing_support/container_command.py) once per
 configuration, with only --workers and --threads changed, and warms every
 worker. Then, in rounds, puts 8 concurrent clients on POST /predict of each
 configuration in turn, with page-sized pen drawings (white ink on a
@@ -34,7 +34,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.container_command import (  # noqa: E402
+from testing_support.container_command import (  # noqa: E402
     cpu_seconds, memory_kib, parse_dockerfile, pen_drawing_pngs, predict_body, run_container_command,
     stage_image_files, wait_for_status,
 )
@@ -101,8 +101,8 @@ def main() -> int:
             labels.mkdir()
             servers[(workers, threads)] = stack.enter_context(run_container_command(
                 workdir, scratch / f"log-{workers}x{threads}.txt", spec=spec,
-                workers=workers, threads=threads, LABELS_DIR=str(labels)))
-        for (workers, threads), container in servers.items():
+                workers=workers, threads=threads, LABELS_DIR=str(labels), PREDICT_RATE_LIMIT="off"))
+        for (workers, _threads), container in servers.items():
             wait_for_status(container.port, "/readyz", container.process, timeout=600)
             warm_every_worker(container, bodies, workers, args.clients)
         print(f"load average before: {os.getloadavg()[0]:.2f}\n")

@@ -41,7 +41,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.container_command import (  # noqa: E402
+from testing_support.container_command import (  # noqa: E402
     container_environment, cpu_seconds, memory_kib, parse_dockerfile, pen_drawing_pngs, predict_body,
     run_container_command, stage_image_files, write_import_guard,
 )

@@ -43,7 +43,7 @@ import requests
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks._server import serve_app  # noqa: E402
+from testing_support.loopback_server import serve_app  # noqa: E402
 from digit_recognition.datasets import load_pen_digits  # noqa: E402
 from digit_recognition.evaluation import accuracy_of, predict_digits  # noqa: E402
 from digit_recognition.finetuning import (FinetuneConfig, finetune,  # noqa: E402
@@ -197,7 +197,7 @@ def main() -> int:
         answers = post_all(f"{url}/labels", [{"image": data_url(png), "label": int(label)}
                                              for png, label in submitted], 201)
         timings["submit"] = time.perf_counter() - started
-    assert all(answer["label"] == label for answer, (_, label) in zip(answers, submitted))
+    assert all(answer["label"] == label for answer, (_, label) in zip(answers, submitted, strict=True))
     print(f"\nsubmitted {len(answers)} labelled drawings through POST /labels "
           f"({len(answers) / timings['submit']:.0f}/s)")
 

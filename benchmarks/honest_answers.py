@@ -36,7 +36,7 @@ import requests
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks._server import serve_app  # noqa: E402
+from testing_support.loopback_server import serve_app  # noqa: E402
 from digit_recognition.calibration import expected_calibration_error  # noqa: E402
 from digit_recognition.datasets import load_mnist, load_pen_digits  # noqa: E402
 from digit_recognition.non_digits import load_pen_chars, synthetic_non_digits  # noqa: E402
@@ -102,7 +102,7 @@ def ask(url: str, items, session) -> list[dict]:
 def figures(items, answers) -> dict:
     rows = defaultdict(lambda: [0, 0])  # key -> [n, hits]
     confidences, correct = [], []
-    for (kind, label, group, condition, _), answer in zip(items, answers):
+    for (kind, label, group, condition, _), answer in zip(items, answers, strict=True):
         called_not_digit = answer["verdict"] == "not_a_digit"
         if kind == "digit":
             hit = answer["digit"] == label
@@ -136,7 +136,7 @@ def mnist_figures(model_path: str, mnist_path: str) -> tuple[float, float]:
         batch = x_test[start:start + 1000]
         raw = recognizer.classifier.predict_probabilities(batch)
         argmax_hits += int((raw.argmax(axis=1) == y_test[start:start + 1000]).sum())
-        for reading, label in zip(recognizer.read_digit_images(batch), y_test[start:start + 1000]):
+        for reading, label in zip(recognizer.read_digit_images(batch), y_test[start:start + 1000], strict=True):
             hits += reading.digit == label
     return argmax_hits / len(x_test), hits / len(x_test)
 

@@ -26,7 +26,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from digit_recognition.label_store import LabelStore  # noqa: E402
-from tests.label_drawings import digit_png  # noqa: E402
+from testing_support.drawings import digit_png  # noqa: E402
 
 
 def timed(function, repeat: int = 5) -> float:

@@ -25,7 +25,7 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.container_command import (  # noqa: E402
+from testing_support.container_command import (  # noqa: E402
     run_container_command, stage_image_files, wait_for_status,
 )
 from benchmarks.http_load import post_load  # noqa: E402
@@ -78,8 +78,10 @@ def main() -> int:
         classifier.predict_probabilities(one)
         classifier.model.predict(one[..., None], verbose=0)
     print(f"preprocess_drawing (280 px PNG)   {percentiles(timed(lambda: preprocess_drawing(pngs[0]), args.requests))}")
-    print(f"compiled call (what /predict uses) {percentiles(timed(lambda: classifier.predict_probabilities(one), args.requests))}")
-    print(f"model.predict() (baseline)         {percentiles(timed(lambda: classifier.model.predict(one[..., None], verbose=0), max(50, args.requests // 5)))}")
+    compiled = timed(lambda: classifier.predict_probabilities(one), args.requests)
+    print(f"compiled call (what /predict uses) {percentiles(compiled)}")
+    baseline = timed(lambda: classifier.model.predict(one[..., None], verbose=0), max(50, args.requests // 5))
+    print(f"model.predict() (baseline)         {percentiles(baseline)}")
 
     with tempfile.TemporaryDirectory() as scratch_dir:
         scratch = Path(scratch_dir)
@@ -87,7 +89,8 @@ def main() -> int:
         (scratch / "labels").mkdir()
         with run_container_command(workdir, scratch / "server.log",
                                    MODEL_PATH=str(Path(args.model_path).resolve()),
-                                   LABELS_DIR=str(scratch / "labels"), LOG_LEVEL="WARNING") as server:
+                                   LABELS_DIR=str(scratch / "labels"), LOG_LEVEL="WARNING",
+                                   PREDICT_RATE_LIMIT="off") as server:
             wait_for_status(server.port, "/readyz", server.process)
             print(f"\n== HTTP: POST /predict, server: the Dockerfile's CMD on {server.url}, "
                   f"{args.seconds:.0f} s per row ==")

@@ -1,11 +1,11 @@
 """Hold under load and bad input (issue 7): the service as the Dockerfile runs it.
 
-Starts the Dockerfile's CMD (gunicorn; benchmarks/container_command.py lays
+Starts the Dockerfile's CMD (gunicorn; testing_support/container_command.py lays
 out the image's files and environment without Docker) with
 LABELS_RATE_LIMIT=off and a temporary LABELS_DIR, then, against that one
 server:
 
-  1. the bad-input battery (tests/bad_input_cases.py): every case must get
+  1. the bad-input battery (testing_support/bad_inputs.py): every case must get
      its status, and the server must still answer /healthz;
   2. POST /predict with page-sized pen drawings: 1 client (the baseline), then
      8 and 32 concurrent clients, `--seconds` each: requests/s, p50/p99, and
@@ -42,13 +42,12 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
-sys.path.insert(0, str(REPO_ROOT / "tests"))
 
 from PIL import Image  # noqa: E402
 
-from bad_input_cases import battery  # noqa: E402
+from testing_support.bad_inputs import battery  # noqa: E402
 from benchmarks.choose_workers import warm_every_worker  # noqa: E402
-from benchmarks.container_command import (  # noqa: E402
+from testing_support.container_command import (  # noqa: E402
     memory_kib, parse_dockerfile, pen_drawing_pngs, predict_body, run_container_command,
     stage_image_files, wait_for_status,
 )
@@ -247,7 +246,8 @@ def main() -> int:
         labels_dir = scratch / "labels"
         labels_dir.mkdir()
         with run_container_command(workdir, scratch / "server.log", spec=spec,
-                                   LABELS_RATE_LIMIT="off", LABELS_DIR=str(labels_dir)) as server:
+                                   LABELS_RATE_LIMIT="off", PREDICT_RATE_LIMIT="off",
+                                   LABELS_DIR=str(labels_dir)) as server:
             print(f"server: {spec.cmd}")
             wait_for_status(server.port, "/readyz", server.process)
             workers = len(server.worker_pids())

@@ -23,9 +23,9 @@ from playwright.sync_api import sync_playwright
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks._server import serve_app  # noqa: E402
+from testing_support.loopback_server import serve_app  # noqa: E402
 from digit_recognition.datasets import load_pen_digits  # noqa: E402
-from tests import browser_support as bs  # noqa: E402
+from testing_support import browser as bs  # noqa: E402
 
 # Timestamps of the last pen move, the pen-up and each answer shown.
 _INSTRUMENT = """

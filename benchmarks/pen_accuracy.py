@@ -30,7 +30,7 @@ from PIL import Image
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks._server import serve_app  # noqa: E402
+from testing_support.loopback_server import serve_app  # noqa: E402
 from digit_recognition.datasets import load_pen_digits  # noqa: E402
 from digit_recognition.model import DigitClassifier  # noqa: E402
 from digit_recognition.strokes import STYLES, random_canvas_params, render_strokes, to_png_bytes  # noqa: E402

@@ -5,33 +5,69 @@
     python -m digit_recognition finetune [--base-model M] [--dataset D] [--output O]
 
 `prepare` and `finetune` call the same functions as custom_data_preparation.ipynb
-and model_training.ipynb's "Finetuning" section. `finetune` exits with status 1
-(and writes nothing) when the new model fails the acceptance gate, so a
-scheduled job can chain it safely.
+and model_training.ipynb's "Finetuning" section.
+
+Exit status, so a scheduled job can chain the steps safely:
+
+    0  done (finetune: the new model passed the acceptance gate and was written)
+    1  crashed: an unexpected error, with its traceback (a bug to report)
+    2  usage error or missing/unusable input (a one-line message; nothing written)
+    3  finetune: the new model failed the acceptance gate (nothing written)
+
+TensorFlow is imported only by the step that needs it, so `--help` and usage
+errors answer at once.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+from pathlib import Path
 
-from . import finetuning
-from .training import TrainingConfig, train
+EXIT_OK = 0
+EXIT_CRASH = 1  # what Python itself returns for an uncaught exception
+EXIT_USAGE = 2  # what argparse returns for bad arguments; missing input too
+EXIT_NOT_ACCEPTED = 3
+
+PROG = "python -m digit_recognition"
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m digit_recognition")
+class InputMissing(Exception):
+    """An input the command was pointed at is not there."""
+
+
+def fraction(text: str) -> float:
+    """argparse type: a number in [0, 1)."""
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not in [0, 1)")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # Only the light modules: finetuning defers its TensorFlow imports.
+    from . import finetuning
+
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Train, prepare collected drawings, fine-tune.",
+        epilog="exit status: 0 done, 1 crashed, 2 usage error or missing input, "
+               "3 finetune: model not accepted")
     commands = parser.add_subparsers(dest="command", required=True)
+
+    # Defaults left as None here fall back to the recipe's own defaults
+    # (TrainingConfig, FinetuneConfig), so each lives in one place.
     train_cmd = commands.add_parser("train", help="train the CNN from scratch on MNIST (+ pen digits)")
     train_cmd.add_argument("--output", required=True, help="model file to write (.keras)")
     train_cmd.add_argument("--mnist-path", help="MNIST .npz (default: $MNIST_PATH, else download)")
     train_cmd.add_argument("--pen-digits-path", help="pen digits .jsonl.gz (default: $PEN_DIGITS_PATH)")
-    train_cmd.add_argument("--pen-chars-path",
-                           help="pen letters and symbols .jsonl.gz, the not-a-digit examples (default: $PEN_CHARS_PATH)")
+    train_cmd.add_argument("--pen-chars-path", help="pen letters and symbols .jsonl.gz, the not-a-digit "
+                                                    "examples (default: $PEN_CHARS_PATH)")
     train_cmd.add_argument("--init-from", help="start from this model's weights instead of from scratch")
-    train_cmd.add_argument("--learning-rate", type=float, default=TrainingConfig.learning_rate)
-    train_cmd.add_argument("--renders-per-pen-char", type=int, default=TrainingConfig.renders_per_pen_char)
-    train_cmd.add_argument("--synthetic-non-digits", type=int, default=TrainingConfig.synthetic_non_digits)
-    train_cmd.add_argument("--epochs", type=int, default=TrainingConfig.epochs)
-    train_cmd.add_argument("--renders-per-pen-digit", type=int, default=TrainingConfig.renders_per_pen_digit)
+    train_cmd.add_argument("--epochs", type=int, help="default: TrainingConfig's")
+    train_cmd.add_argument("--learning-rate", type=float, help="default: TrainingConfig's")
+    train_cmd.add_argument("--renders-per-pen-digit", type=int, help="default: TrainingConfig's")
+    train_cmd.add_argument("--renders-per-pen-char", type=int, help="default: TrainingConfig's")
+    train_cmd.add_argument("--synthetic-non-digits", type=int, help="default: TrainingConfig's")
     train_cmd.add_argument("--mnist-train-limit", type=int)
     train_cmd.add_argument("--pen-digit-limit", type=int)
     train_cmd.add_argument("--seed", type=int, default=0)
@@ -40,7 +76,8 @@ def main(argv=None) -> int:
     prepare_cmd.add_argument("--labels-dir", help="the label store (default: $LABELS_DIR, else the app's)")
     prepare_cmd.add_argument("--output", default=str(finetuning.DEFAULT_DATASET_PATH),
                              help="dataset file to write (.npz; default: %(default)s)")
-    prepare_cmd.add_argument("--validation-fraction", type=float, default=0.2)
+    prepare_cmd.add_argument("--validation-fraction", type=fraction, default=0.2,
+                             help="share of drawings held out to validate on (default: %(default)s)")
     prepare_cmd.add_argument("--seed", type=int, default=0)
 
     defaults = finetuning.FinetuneConfig("", "")
@@ -62,35 +99,82 @@ def main(argv=None) -> int:
     finetune_cmd.add_argument("--mnist-test-limit", type=int,
                               help="evaluate on the first N MNIST test digits only (quick runs)")
     finetune_cmd.add_argument("--no-acceptance-check", action="store_true",
-                              help="save the model even if it is worse than the base model")
+                              help="save the model even if it is worse than the base model, or cannot be "
+                                   "checked (no held-out drawings)")
     finetune_cmd.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    return parser
 
-    if args.command == "train":
-        config = TrainingConfig(mnist_path=args.mnist_path, pen_digits_path=args.pen_digits_path,
-                                pen_chars_path=args.pen_chars_path, init_model_path=args.init_from,
-                                learning_rate=args.learning_rate, renders_per_pen_char=args.renders_per_pen_char,
-                                synthetic_non_digits=args.synthetic_non_digits,
-                                epochs=args.epochs, renders_per_pen_digit=args.renders_per_pen_digit,
-                                mnist_train_limit=args.mnist_train_limit,
-                                pen_digit_limit=args.pen_digit_limit, seed=args.seed)
-        train(config, output_path=args.output)
-    elif args.command == "prepare":
-        labels_dir = args.labels_dir or finetuning.labels_dir_from_environment()
-        finetuning.prepare_collected_dataset(labels_dir, args.output,
-                                             validation_fraction=args.validation_fraction, seed=args.seed)
-    elif args.command == "finetune":
-        config = finetuning.FinetuneConfig(
-            base_model_path=str(args.base_model or finetuning.served_model_path()),
-            dataset_path=args.dataset, mnist_path=args.mnist_path, epochs=args.epochs,
-            learning_rate=args.learning_rate, mnist_samples=args.mnist_samples,
-            collected_repeats=args.collected_repeats, max_mnist_drop=args.max_mnist_drop,
-            check_acceptance=not args.no_acceptance_check, mnist_test_limit=args.mnist_test_limit,
-            seed=args.seed)
-        result = finetuning.finetune(config, output_path=args.output)
-        print(result.summary())
-        return 0 if result.accepted else 1
-    return 0
+
+def require_file(path: str | os.PathLike | None, what: str, hint: str = "") -> None:
+    """Fail with one line, before TensorFlow loads, if a named input is missing."""
+    if path and not Path(path).is_file():
+        raise InputMissing(f"{what} {path} does not exist{hint}")
+
+
+def run_train(args) -> int:
+    from .datasets import MNIST_PATH_ENV, PEN_DIGITS_PATH_ENV
+    from .non_digits import PEN_CHARS_PATH_ENV
+    from .training import TrainingConfig, train
+
+    require_file(args.mnist_path or os.environ.get(MNIST_PATH_ENV), "MNIST file")
+    require_file(args.pen_digits_path or os.environ.get(PEN_DIGITS_PATH_ENV), "pen digits file")
+    require_file(args.pen_chars_path or os.environ.get(PEN_CHARS_PATH_ENV), "pen characters file")
+    require_file(args.init_from, "model file")
+    chosen = {name: getattr(args, name) for name in ("epochs", "learning_rate", "renders_per_pen_digit",
+                                                     "renders_per_pen_char", "synthetic_non_digits")
+              if getattr(args, name) is not None}
+    config = TrainingConfig(mnist_path=args.mnist_path, pen_digits_path=args.pen_digits_path,
+                            pen_chars_path=args.pen_chars_path, init_model_path=args.init_from,
+                            mnist_train_limit=args.mnist_train_limit, pen_digit_limit=args.pen_digit_limit,
+                            seed=args.seed, **chosen)
+    train(config, output_path=args.output)
+    return EXIT_OK
+
+
+def run_prepare(args) -> int:
+    from . import finetuning
+
+    labels_dir = args.labels_dir or finetuning.labels_dir_from_environment()
+    finetuning.prepare_collected_dataset(labels_dir, args.output,
+                                         validation_fraction=args.validation_fraction, seed=args.seed)
+    return EXIT_OK
+
+
+def run_finetune(args) -> int:
+    from . import finetuning
+    from .datasets import MNIST_PATH_ENV
+
+    base_model = str(args.base_model or finetuning.served_model_path())
+    require_file(base_model, "base model")
+    require_file(args.dataset, "prepared dataset", ": run `prepare` first")
+    require_file(args.mnist_path or os.environ.get(MNIST_PATH_ENV), "MNIST file")
+    config = finetuning.FinetuneConfig(
+        base_model_path=base_model, dataset_path=args.dataset, mnist_path=args.mnist_path,
+        epochs=args.epochs, learning_rate=args.learning_rate, mnist_samples=args.mnist_samples,
+        collected_repeats=args.collected_repeats, max_mnist_drop=args.max_mnist_drop,
+        check_acceptance=not args.no_acceptance_check, mnist_test_limit=args.mnist_test_limit,
+        seed=args.seed)
+    result = finetuning.finetune(config, output_path=args.output)
+    print(result.summary())
+    return EXIT_OK if result.accepted else EXIT_NOT_ACCEPTED
+
+
+COMMANDS = {"train": run_train, "prepare": run_prepare, "finetune": run_finetune}
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)  # exits 2 with argparse's one-line message
+    from .finetuning import CollectedDataError
+
+    try:
+        return COMMANDS[args.command](args)
+    except (InputMissing, FileNotFoundError, NotADirectoryError, CollectedDataError) as exc:
+        # The user's to fix, not a bug: one line, argparse's format, no traceback.
+        message = str(exc) if not isinstance(exc, OSError) or not exc.filename else \
+            f"{exc.strerror or exc}: {exc.filename}"
+        print(f"{PROG} {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    # Anything else propagates: Python prints the traceback and exits 1.
 
 
 if __name__ == "__main__":

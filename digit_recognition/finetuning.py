@@ -20,6 +20,7 @@ import io
 import json
 import os
 import platform
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,10 +29,11 @@ import numpy as np
 from . import datasets
 from .atomic_files import atomic_write_bytes
 from .errors import DrawingError, EmptyDrawingError
-from .evaluation import accuracy_of, predict_digits
 from .label_store import LabelStore, is_valid_id
 from .preprocessing import MNIST_SIZE, preprocess_drawing
-from .training import fit, metadata_path_for, model_version, resolve_path, save_model
+
+# `training` and `evaluation` import TensorFlow (~4 s): they are imported inside
+# the functions that touch a model, so `prepare` and `--help` start at once.
 
 DATASET_FORMAT = "collected-digits/1"
 
@@ -44,6 +46,11 @@ DEFAULT_LABELS_DIR = REPO_ROOT / "instance" / "labels"
 DEFAULT_SERVED_MODEL_PATH = REPO_ROOT / "flask_app" / "model" / "digit_cnn.keras"
 DEFAULT_DATASET_PATH = ARTIFACTS_DIR / "collected_digits.npz"
 DEFAULT_FINETUNED_MODEL_PATH = ARTIFACTS_DIR / "best_model_fine_tuning.keras"
+
+
+class CollectedDataError(ValueError):
+    """The collected drawings cannot be used as asked: an empty label store, a
+    file that is not a prepared dataset, nothing to train or validate on."""
 
 
 def labels_dir_from_environment() -> Path:
@@ -200,7 +207,7 @@ def near_duplicate_groups(images: np.ndarray, threshold: float = NEAR_DUPLICATE_
     for start in range(0, n, chunk):
         block = squared[start:start + chunk, None] + squared[None, :] - 2.0 * flat[start:start + chunk] @ flat.T
         rows, cols = np.nonzero(block < limit)
-        for i, j in zip(rows + start, cols):
+        for i, j in zip(rows + start, cols, strict=True):
             if i < j:
                 a, b = root(int(i)), root(int(j))
                 if a != b:
@@ -268,6 +275,15 @@ def prepare_collected_dataset(labels_dir: str | Path, output_path: str | Path, *
             kept.append(copies[0])
             duplicates += len(copies) - 1
     kept.sort(key=lambda c: (c.created_at, c.id))
+    if not kept:
+        # An empty dataset file would only fail later, in finetune, far from the cause.
+        found = f"{samples_read} sample(s) found"
+        if invalid:
+            found += ", none usable: " + ", ".join(f"{n} {why}" for why, n in sorted(invalid.items()))
+        elif conflicting:
+            found += f", {conflicting} dropped as copies with conflicting labels"
+        raise CollectedDataError(f"no usable labelled drawings in {labels_dir} ({found}); "
+                                 "collect some on the /labeling page first. Nothing written.")
 
     # Split whole near-duplicate groups, each by its earliest sample's id.
     images = (np.stack([c.image for c in kept]) if kept
@@ -312,14 +328,22 @@ def prepare_collected_dataset(labels_dir: str | Path, output_path: str | Path, *
 
 
 def load_prepared_dataset(path: str | Path) -> PreparedDataset:
-    with np.load(path, allow_pickle=False) as data:
-        metadata = json.loads(str(data["metadata"]))
-        if metadata.get("format") != DATASET_FORMAT:
-            raise ValueError(f"{path} is not a prepared collected-digits dataset "
-                             f"(format {metadata.get('format')!r}, expected {DATASET_FORMAT!r})")
-        return PreparedDataset(data["x_train"], data["y_train"].astype(np.int64), data["ids_train"],
-                               data["x_validation"], data["y_validation"].astype(np.int64),
-                               data["ids_validation"], metadata)
+    """The dataset `prepare_collected_dataset` wrote; FileNotFoundError if there is
+    no such file, CollectedDataError if the file is something else."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            metadata = json.loads(str(data["metadata"]))
+            if metadata.get("format") != DATASET_FORMAT:
+                raise CollectedDataError(f"{path} is not a prepared collected-digits dataset "
+                                         f"(format {metadata.get('format')!r}, expected {DATASET_FORMAT!r})")
+            return PreparedDataset(data["x_train"], data["y_train"].astype(np.int64), data["ids_train"],
+                                   data["x_validation"], data["y_validation"].astype(np.int64),
+                                   data["ids_validation"], metadata)
+    except (KeyError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        if isinstance(exc, CollectedDataError):
+            raise
+        raise CollectedDataError(f"{path} is not a prepared collected-digits dataset "
+                                 f"({type(exc).__name__}: {exc})") from exc
 
 
 # --------------------------------------------------------------------------
@@ -366,17 +390,26 @@ class FinetuneResult:
     def summary(self) -> str:
         lines = [f"{'':<24}{'before':>9}{'after':>9}"]
         for key in self.before:
-            lines.append(f"{key:<24}{self.before[key]:>9.2%}{self.after[key]:>9.2%}")
+            lines.append(f"{key:<24}{_percent(self.before[key]):>9}{_percent(self.after[key]):>9}")
         lines.append("accepted" if self.accepted else "REJECTED: " + "; ".join(self.rejection_reasons))
         return "\n".join(lines)
 
 
+def _percent(value: float) -> str:
+    """An accuracy for people: "n/a" for an empty set rather than "nan%"."""
+    return "n/a" if np.isnan(value) else f"{value:.2%}"
+
+
 def _read_metadata(model_path: str | Path) -> dict:
+    from .training import metadata_path_for
+
     path = metadata_path_for(model_path)
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
 def _evaluate(classifier, collected_x, collected_y, mnist_x, mnist_y) -> dict[str, float]:
+    from .evaluation import accuracy_of, predict_digits
+
     return {"collected_validation": accuracy_of(predict_digits(classifier, collected_x), collected_y),
             "mnist_test": accuracy_of(predict_digits(classifier, mnist_x), mnist_y)}
 
@@ -397,15 +430,25 @@ def finetune(config: FinetuneConfig, output_path: str | Path | None = None, log=
     Returns a FinetuneResult; `saved_path` is None when nothing was written
     (no output asked for, or the acceptance gate refused the model).
     """
+    rng = np.random.default_rng(config.seed)
+    collected = load_prepared_dataset(config.dataset_path)
+    if len(collected.x_train) == 0:
+        raise CollectedDataError(f"{config.dataset_path} holds no training drawings: collect some first")
+    if config.check_acceptance and len(collected.x_validation) == 0:
+        # The gate compares accuracy on held-out drawings; with none, "no worse"
+        # would be judged on nothing and any model would pass.
+        raise CollectedDataError(
+            f"{config.dataset_path} holds no held-out drawings to validate on "
+            f"({len(collected.x_train)} training drawings; prepare sends about "
+            f"{collected.metadata.get('validation_fraction', 0.2):.0%} of them to validation): collect more "
+            "drawings and prepare again, or turn the acceptance check off to fine-tune unchecked")
+
     import keras
     import tensorflow as tf
 
     from .model import DigitClassifier
+    from .training import fit, metadata_path_for, model_version, resolve_path, save_model
 
-    rng = np.random.default_rng(config.seed)
-    collected = load_prepared_dataset(config.dataset_path)
-    if len(collected.x_train) == 0:
-        raise ValueError(f"{config.dataset_path} holds no training drawings: collect some first")
     mnist_path = resolve_path(config.mnist_path, datasets.MNIST_PATH_ENV)
     (mnist_x, mnist_y), (mnist_test_x, mnist_test_y) = datasets.load_mnist(mnist_path)
     if config.mnist_test_limit:

@@ -63,7 +63,7 @@ def with_not_digit_output(trained: keras.Model, seed: int = 0) -> keras.Model:
     if old_out.units == NUM_CLASSES:
         model.set_weights(trained.get_weights())
         return model
-    for old_layer, new_layer in zip(trained.layers, model.layers):
+    for old_layer, new_layer in zip(trained.layers, model.layers, strict=True):
         if old_layer.name != "probabilities" and old_layer.get_weights():
             new_layer.set_weights(old_layer.get_weights())
     kernel, bias = old_out.get_weights()

@@ -26,13 +26,17 @@ import numpy as np
 
 PEN_CHARS_PATH_ENV = "PEN_CHARS_PATH"
 
-# The not-a-digit characters: letters and symbols no digit resembles. The
-# issue's list (upper A C E F H K M N P R U V W X, lower c e f h k m n p r t u
-# v w x, symbols + * # @ $ % = ? < > ~ ^ { }) plus d, dashes and dots.
-NOT_A_DIGIT_CHARS = frozenset("ACEFHKMNPRUVWX" "cdefhkmnprtuvwx" "+*#@$%=?<>~^{}" "-_.:;")
+# The not-a-digit characters: letters and symbols no digit resembles (upper
+# A C E F H K M N P R U V W X, lower c d e f h k m n p r t u v w x, symbols
+# + * # @ $ % = ? < > ~ ^ { } and the dashes - _). The pen set's dots (. : ;)
+# are left out: scaled up to fill the box they are blobs of no particular size,
+# not the click or the dot a person makes; true-size dots are drawn instead
+# (SYNTHETIC_SHAPES["dot"]).
+NOT_A_DIGIT_CHARS = frozenset("ACEFHKMNPRUVWX" "cdefhkmnprtuvwx" "+*#@$%=?<>~^{}" "-_")
 # Characters a fair reader could take for a digit; never used as not-a-digit
 # examples (and not measured): O o Q D (0); I l i | / \ ! ( ) [ ] J j T ' ` ,
 # (1, 7); Z z (2); S s (5); b G (6); B & (8); a g q y (9, 4); L Y (4, 1 with a foot).
+# Neither list: the scaled-up dots . : ; (see above).
 DIGIT_LOOKALIKES = frozenset("OoQDIli|/\\!()[]JjT'`,ZzSsbGB&agqyLY")
 
 

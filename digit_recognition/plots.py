@@ -89,7 +89,7 @@ def plot_digit_grid(images, labels=None, title: str | None = None, columns: int 
     """28x28 digits (ink = 1) as white on black, MNIST's look, labelled."""
     count = min(len(images), limit)
     figure, axes = _grid_axes(count, columns, title=title)
-    for index, axis in zip(range(count), axes):
+    for index, axis in zip(range(count), axes, strict=False):
         axis.imshow(np.asarray(images[index]).reshape(28, 28), cmap="gray", vmin=0, vmax=1)
         if labels is not None:
             axis.set_title(str(labels[index]), fontsize=9)
@@ -106,7 +106,7 @@ def plot_mistakes(images, y_true, y_pred, probabilities=None, title: str = "Mist
     figure, axes = _grid_axes(max(len(wrong), 1), columns,
                               title=f"{title}: {len(np.flatnonzero(np.asarray(y_true) != np.asarray(y_pred)))}"
                                     f" of {len(y_true)}")
-    for index, axis in zip(wrong, axes):
+    for index, axis in zip(wrong, axes, strict=False):
         axis.imshow(np.asarray(images[index]).reshape(28, 28), cmap="gray", vmin=0, vmax=1)
         caption = f"{y_true[index]}\u2192{y_pred[index]}"
         if probabilities is not None:
@@ -156,7 +156,7 @@ def plot_class_means(images, labels, title: str = "Mean image per digit"):
     images = np.asarray(images).reshape(-1, 28, 28)
     labels = np.asarray(labels)
     figure, axes = _grid_axes(10, 10, cell=1.2, title=title)
-    for digit, axis in zip(DIGITS, axes):
+    for digit, axis in zip(DIGITS, axes, strict=False):
         members = images[labels == digit]
         if len(members):
             axis.imshow(members.mean(axis=0), cmap="magma", vmin=0, vmax=1)
@@ -211,7 +211,7 @@ def plot_before_after(before: dict, after: dict, title: str = "Fine-tuning: accu
     names = [name for name in before if name in after]
     figure, axis = plt.subplots(figsize=(7, 3.5))
     positions = np.arange(len(names))
-    for offset, (label, values) in zip((-0.2, 0.2), (("before", before), ("after", after))):
+    for offset, (label, values) in zip((-0.2, 0.2), (("before", before), ("after", after)), strict=True):
         heights = [0.0 if np.isnan(values[n]) else values[n] for n in names]
         bars = axis.bar(positions + offset, heights, 0.4, label=label)
         axis.bar_label(bars, labels=["n/a" if np.isnan(values[n]) else f"{values[n]:.2%}" for n in names],

@@ -59,7 +59,7 @@ def flagged_one(strokes, rng):
 def crossed_seven(strokes, rng):
     """A 7 with a short bar across its stem, about halfway down."""
     pts = _points(strokes)
-    (x0, y0), (x1, y1) = pts.min(axis=0), pts.max(axis=0)
+    y0, y1 = pts[:, 1].min(), pts[:, 1].max()
     h = max(y1 - y0, 1.0)
     level = y0 + h * rng.uniform(0.45, 0.6)
     near = pts[np.argsort(np.abs(pts[:, 1] - level))[:3]]

@@ -41,7 +41,7 @@ DEFAULT_CALIBRATION_GROUPS = ("apa",)
 NOT_A_DIGIT_LABEL = NOT_A_DIGIT_CLASS
 # Of the real digits of the calibration writers, at most this share may be
 # called "not a digit" by the chosen threshold.
-MAX_DIGITS_CALLED_NOT_A_DIGIT = 0.005
+MAX_DIGITS_CALLED_NOT_A_DIGIT = 0.01
 
 
 @dataclass

@@ -36,8 +36,14 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .logging_setup import configure_logging
     configure_logging(app)
 
+    from . import admin_auth
+    admin_auth.init_app(app)  # after logging: a refused ADMIN_TOKEN is logged as JSON
+
     from .error_handlers import register_error_handlers
     register_error_handlers(app)
+
+    from .chunked_bodies import register_chunked_bodies
+    register_chunked_bodies(app)
 
     from . import health, labels_api, pages, predict_api, review
     app.register_blueprint(pages.bp)

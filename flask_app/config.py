@@ -32,6 +32,14 @@ def defaults() -> dict:
         "SECRET_KEY": None,  # None: a random key per process (admin sessions don't survive restarts)
         "LOG_LEVEL": "INFO",
         "LABELS_RATE_LIMIT": "60 per minute",  # "off" disables
+        # Per client on POST /predict: generous (a person drawing sends a few a
+        # second at most), it stops one client from hogging the CPU. "off" disables.
+        "PREDICT_RATE_LIMIT": "600 per minute",
+        # Wrong admin tokens (Bearer or login form) per client before 429. "off" disables.
+        "ADMIN_AUTH_FAILURE_LIMIT": "20 per minute",
+        "ADMIN_SESSIONS_DIR": None,  # None: <LABELS_DIR>/.admin-sessions (admin_sessions.py)
+        # /readyz answers 503 when LABELS_DIR has less free space than this.
+        "READY_MIN_FREE_BYTES": 64 * 1024 * 1024,
         "RATELIMIT_STORAGE_URI": "memory://",
         "LOW_CONFIDENCE": 0.6,  # below this calibrated probability a digit's verdict is "unsure"
         # At or above this not-a-digit probability a part's verdict is "not_a_digit".
@@ -56,13 +64,15 @@ def from_environment() -> dict:
     """The settings present in the environment, parsed."""
     settings: dict = {}
     for name in ("MODEL_PATH", "LABELS_DIR", "ADMIN_TOKEN", "SECRET_KEY", "LOG_LEVEL",
-                 "LABELS_RATE_LIMIT", "RATELIMIT_STORAGE_URI", "GOOGLE_CLOUD_PROJECT"):
+                 "LABELS_RATE_LIMIT", "RATELIMIT_STORAGE_URI", "GOOGLE_CLOUD_PROJECT",
+                 "PREDICT_RATE_LIMIT", "ADMIN_AUTH_FAILURE_LIMIT", "ADMIN_SESSIONS_DIR"):
         value = os.environ.get(name)
         if value is not None and value.strip() != "":
             settings[name] = value.strip()
     for name, default in (("MAX_CONTENT_LENGTH", defaults()["MAX_CONTENT_LENGTH"]),
                           ("MAX_IMAGE_PIXELS", defaults()["MAX_IMAGE_PIXELS"]),
-                          ("TRUSTED_PROXIES", defaults()["TRUSTED_PROXIES"])):
+                          ("TRUSTED_PROXIES", defaults()["TRUSTED_PROXIES"]),
+                          ("READY_MIN_FREE_BYTES", defaults()["READY_MIN_FREE_BYTES"])):
         if os.environ.get(name):
             settings[name] = _int(name, default)
     for name in ("LOW_CONFIDENCE", "NOT_DIGIT_THRESHOLD"):

@@ -66,7 +66,14 @@ def _query(label: int | None, disagreed: bool, page: int) -> dict:
 def login():
     if admin_auth.admin_token() is None:
         return _render("disabled", 403)
-    if admin_auth.log_in(request.form.get("token", "")):
+    try:
+        logged_in = admin_auth.log_in(request.form.get("token", ""))
+    except admin_auth.TooManyFailures as exc:
+        response = _render("login", 429, error=f"Too many wrong tokens from your address: "
+                                               f"try again in {exc.retry_after} s.")
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    if logged_in:
         return redirect(url_for("review.review_page"), 303)
     # 200, as login forms do: a 401 would need a WWW-Authenticate challenge the form cannot answer.
     return _render("login", error="That is not the admin token.")
@@ -74,5 +81,5 @@ def login():
 
 @bp.post("/review/logout")
 def logout():
-    admin_auth.log_out()
+    admin_auth.log_out()  # ends the session on the server too, not only in this browser
     return redirect(url_for("review.review_page"), 303)

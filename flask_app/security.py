@@ -13,8 +13,9 @@ the blueprints registered:
   cookies, so the JSON API stays open to them. This is the scheme of Go's
   `http.CrossOriginProtection`: no tokens, nothing to keep in sync.
 - Security headers on every response, including errors and static files.
-- A per-client rate limit on label submissions (Flask-Limiter), since each
-  one is written to disk and ends up in the training set.
+- Per-client rate limits (Flask-Limiter) on label submissions, since each one
+  is written to disk and ends up in the training set, and on predictions, so
+  that one client cannot take the CPU everyone else's requests need.
 """
 from __future__ import annotations
 
@@ -29,39 +30,12 @@ from flask_limiter.util import get_remote_address
 from werkzeug.exceptions import Forbidden
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-# The endpoint of POST /labels, agreed with the labels blueprint.
-LABEL_SUBMIT_ENDPOINT = "labels.submit_label"
+from .security_headers import SECURITY_HEADERS, STRICT_TRANSPORT_SECURITY
 
 STATE_CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # "none": the user did it (typed the URL, a bookmark); "same-origin": our page.
 # "same-site" is refused too: a sibling subdomain is not us.
 TRUSTED_FETCH_SITES = frozenset({"same-origin", "none"})
-
-CONTENT_SECURITY_POLICY = "; ".join([
-    "default-src 'self'",
-    "script-src 'self'",  # no inline script, no eval
-    "style-src 'self'",
-    "img-src 'self' data: blob:",  # previews are data URLs
-    "connect-src 'self'",
-    "object-src 'none'",
-    "base-uri 'none'",
-    "form-action 'self'",
-    "frame-ancestors 'none'",
-])
-
-SECURITY_HEADERS = (
-    ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
-    ("X-Content-Type-Options", "nosniff"),
-    ("Referrer-Policy", "no-referrer"),
-    ("X-Frame-Options", "DENY"),  # frame-ancestors for browsers that predate CSP 2
-    ("Cross-Origin-Opener-Policy", "same-origin"),
-    ("Cross-Origin-Resource-Policy", "same-origin"),
-    # The app needs none of the powerful features; no embedded script gets them either.
-    ("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=(), usb=()"),
-)
-# Sent only over HTTPS (browsers ignore it over HTTP, and it would pin a
-# local http://localhost to HTTPS for a year if they did not).
-STRICT_TRANSPORT_SECURITY = "max-age=31536000; includeSubDomains"
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -78,7 +52,7 @@ def register_security(app: Flask) -> None:
     # Before the rate limiter's hook: a refused cross-site request costs the
     # visitor none of their label submissions.
     app.before_request(refuse_cross_site_requests)
-    limit_label_submissions(app)
+    limit_request_rates(app)
 
 
 # --- cross-site requests ----------------------------------------------------
@@ -150,36 +124,47 @@ class SecurityHeadersMiddleware:
         return self.wsgi_app(environ, start_with_headers)
 
 
-# --- rate limit on label submissions ----------------------------------------
+# --- per-client rate limits -------------------------------------------------
 
-def parse_rate_limit(value) -> str | None:
-    """The configured `LABELS_RATE_LIMIT` checked, or None when it is "off"."""
+# (endpoint, setting, what the 429 says there are too many of), agreed with the blueprints.
+RATE_LIMITED_ENDPOINTS = (
+    ("labels.submit_label", "LABELS_RATE_LIMIT", "label submissions"),
+    ("predict.predict", "PREDICT_RATE_LIMIT", "predictions"),
+)
+
+
+def parse_rate_limit(value, setting: str = "LABELS_RATE_LIMIT") -> str | None:
+    """A configured rate limit (the value of `setting`) checked, or None when it is "off"."""
     text = str(value if value is not None else "off").strip()
     if text.lower() in ("off", ""):
         return None
     try:
         limits.parse_many(text)
     except ValueError as exc:
-        raise RuntimeError(f"LABELS_RATE_LIMIT {text!r} is not a rate limit such as "
+        raise RuntimeError(f"{setting} {text!r} is not a rate limit such as "
                            f"'60 per minute' or '10/second;500/day' (or 'off')") from exc
     return text
 
 
-def limit_label_submissions(app: Flask) -> Limiter | None:
-    """Rate-limit POST /labels per client address; the Limiter, or None when off.
+def limit_request_rates(app: Flask) -> Limiter | None:
+    """Rate-limit the POST endpoints in RATE_LIMITED_ENDPOINTS per client
+    address, each by its own setting; the Limiter, or None when all are off.
 
     Storage is `RATELIMIT_STORAGE_URI`: "memory://" counts per worker process,
     so N gunicorn workers allow up to N times the limit; point it at Redis or
     Memcached to share the count. The window is a moving one, so a client
     cannot send twice the limit across a window boundary.
     """
-    rate = parse_rate_limit(app.config.get("LABELS_RATE_LIMIT"))
-    if rate is None:
-        return None
-    view = app.view_functions.get(LABEL_SUBMIT_ENDPOINT)
-    if view is None:
-        app.logger.warning("no %s endpoint: label submissions are not rate-limited",
-                           LABEL_SUBMIT_ENDPOINT)
+    rates = {}
+    for endpoint, setting, what in RATE_LIMITED_ENDPOINTS:
+        rate = parse_rate_limit(app.config.get(setting), setting)
+        if rate is None:
+            continue
+        if endpoint not in app.view_functions:
+            app.logger.warning("no %s endpoint: %s is not applied", endpoint, setting)
+            continue
+        rates[endpoint] = (rate, what)
+    if not rates:
         return None
     limiter = Limiter(
         key_func=get_remote_address,  # the client, once ProxyFix has read the trusted hop
@@ -188,14 +173,16 @@ def limit_label_submissions(app: Flask) -> Limiter | None:
         strategy="moving-window",
         headers_enabled=False,  # it would put Retry-After on successful answers too
     )
-    app.view_functions[LABEL_SUBMIT_ENDPOINT] = limiter.limit(rate, methods=["POST"])(view)
+    for endpoint, (rate, _) in rates.items():
+        # Each view is its own scope: predictions never use up label submissions.
+        app.view_functions[endpoint] = limiter.limit(rate, methods=["POST"])(app.view_functions[endpoint])
 
     @app.errorhandler(RateLimitExceeded)
     def too_many_requests(exc: RateLimitExceeded):
         current = limiter.current_limit
         wait = max(1, math.ceil(current.reset_at - time.time())) if current else 60
-        response = jsonify(error=f"too many label submissions (limit: {exc.description}); "
-                                 f"try again in {wait} s")
+        what = rates.get(request.endpoint, ("", "requests"))[1]
+        response = jsonify(error=f"too many {what} (limit: {exc.description}); try again in {wait} s")
         response.status_code = 429
         response.headers["Retry-After"] = str(wait)
         return response

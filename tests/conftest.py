@@ -1,33 +1,33 @@
 """Shared fixtures: the real app with the real model, a real server on loopback,
-and real files under pytest's tmp_path."""
+real files under pytest's tmp_path, and the data sets.
+
+Data: MNIST and the pen sets come from $MNIST_PATH / $PEN_DIGITS_PATH /
+$PEN_CHARS_PATH, else from ../shared/data. Where neither has them (a clone
+elsewhere), MNIST comes from the public Keras download and the pen sets from the
+small samples in tests/fixtures/; with no network the MNIST tests skip, saying
+why. In CI (CI=true or REQUIRE_DATA=1) the full files are required: a missing
+file fails the tests that need it instead of quietly testing less.
+"""
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from benchmarks._server import start_live_server
+from testing_support.loopback_server import start_live_server
 from flask_app import create_app
+from tests.app_config import base_test_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
-MNIST_PATH = os.environ.get("MNIST_PATH") or str(SHARED_DATA / "mnist.npz")
-PEN_DIGITS_PATH = os.environ.get("PEN_DIGITS_PATH") or str(SHARED_DATA / "pen_digits_dev.jsonl.gz")
-PEN_CHARS_PATH = os.environ.get("PEN_CHARS_PATH") or str(SHARED_DATA / "pen_chars_dev.jsonl.gz")
-
-
-def base_test_config(tmp_path: Path, **overrides) -> dict:
-    config = {
-        "TESTING": True,
-        "LABELS_DIR": str(tmp_path / "labels"),
-        "ADMIN_TOKEN": "test-admin-token",
-        "SECRET_KEY": "test-secret",
-        "LABELS_RATE_LIMIT": "off",
-    }
-    config.update(overrides)
-    return config
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# Long enough for the 11 MB MNIST download; short enough that a machine whose
+# firewall drops the connection skips after seconds, not minutes.
+DOWNLOAD_SOCKET_TIMEOUT_S = 20
 
 
 @pytest.fixture
@@ -60,22 +60,61 @@ def live_server(app):
         thread.join(timeout=5)
 
 
+def data_required() -> bool:
+    """CI must test on the full data sets, never on a fallback."""
+    return os.environ.get("REQUIRE_DATA") == "1" or os.environ.get("CI", "").lower() == "true"
+
+
+def full_data_file(env_name: str, shared_name: str) -> Path | None:
+    """The full data file from $env_name, else ../shared/data; None when neither
+    is there. A path named explicitly that does not exist is an error, not a
+    reason to fall back."""
+    named = os.environ.get(env_name)
+    if named:
+        if not Path(named).is_file():
+            pytest.fail(f"{env_name}={named} does not exist")
+        return Path(named)
+    shared = SHARED_DATA / shared_name
+    if shared.is_file():
+        return shared
+    if data_required():
+        pytest.fail(f"{shared_name} not found at {shared} and {env_name} is not set "
+                    "(CI=true / REQUIRE_DATA=1 require the full data sets)")
+    return None
+
+
+def download_mnist(destination: Path) -> Path:
+    """MNIST from the public Keras download, saved as the same four arrays."""
+    import keras  # deferred: only this fallback needs TensorFlow at collection time
+
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_SOCKET_TIMEOUT_S)
+    try:
+        (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+    except Exception as exc:  # Keras wraps every network failure in a bare Exception
+        pytest.skip(f"MNIST: no ../shared/data/mnist.npz, no MNIST_PATH, and the Keras download "
+                    f"failed ({str(exc)[:160]})")
+    finally:
+        socket.setdefaulttimeout(previous)
+    np.savez(destination, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    return destination
+
+
 @pytest.fixture(scope="session")
-def mnist_path():
-    if not Path(MNIST_PATH).exists():
-        pytest.fail(f"MNIST not found at {MNIST_PATH}; set MNIST_PATH")
-    return MNIST_PATH
+def mnist_path(tmp_path_factory):
+    full = full_data_file("MNIST_PATH", "mnist.npz")
+    if full is not None:
+        return str(full)
+    return str(download_mnist(tmp_path_factory.mktemp("mnist") / "mnist.npz"))
 
 
 @pytest.fixture(scope="session")
 def pen_digits_path():
-    if not Path(PEN_DIGITS_PATH).exists():
-        pytest.fail(f"pen digits not found at {PEN_DIGITS_PATH}; set PEN_DIGITS_PATH")
-    return PEN_DIGITS_PATH
+    full = full_data_file("PEN_DIGITS_PATH", "pen_digits_dev.jsonl.gz")
+    return str(full or FIXTURES / "pen_digits_sample.jsonl.gz")
 
 
 @pytest.fixture(scope="session")
 def pen_chars_path():
-    if not Path(PEN_CHARS_PATH).exists():
-        pytest.fail(f"pen characters not found at {PEN_CHARS_PATH}; set PEN_CHARS_PATH")
-    return PEN_CHARS_PATH
+    full = full_data_file("PEN_CHARS_PATH", "pen_chars_dev.jsonl.gz")
+    return str(full or FIXTURES / "pen_chars_sample.jsonl.gz")

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from bad_input_cases import battery, data_url, image_payload, png_bomb
-from conftest import base_test_config, start_live_server
+from testing_support.bad_inputs import battery, data_url, image_payload, png_bomb
+from testing_support.loopback_server import start_live_server
+from tests.app_config import base_test_config
 from flask_app import create_app
 
 CASES = battery()

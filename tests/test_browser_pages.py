@@ -16,8 +16,8 @@ from digit_recognition.datasets import load_pen_digits
 from flask_app.config import DEFAULT_MODEL_PATH, defaults
 from flask_app.recognizer import load_recognizer
 
-from tests import browser_support as bs
-from tests.browser_support import by_testid
+from testing_support import browser as bs
+from testing_support.browser import by_testid
 
 
 @pytest.fixture(scope="module")
@@ -196,7 +196,7 @@ def test_touch_drawing_on_a_phone_is_recognised_and_does_not_scroll(open_page, c
     # A zero: the finger moves up as well as down, and a finger moving up on
     # a page at the top would scroll it if the canvas let it.
     zero = clear_digit(clear_digits, 0)
-    assert any(b[1] < a[1] - 100 for stroke in zero for a, b in zip(stroke, stroke[5:]))
+    assert any(b[1] < a[1] - 100 for stroke in zero for a, b in zip(stroke, stroke[5:], strict=False))
     bs.draw_with_touch(page, canvas, zero)
     assert bs.wait_for_answer(page) == "0"
     assert page.evaluate("scrollY") == 0

@@ -8,16 +8,28 @@ from the same requirements.txt) and every package requirements.txt does not
 bring in hidden from the server's imports, as it is absent from the image. One
 deliberate change: `--bind :$PORT` (all interfaces, as Cloud Run needs)
 becomes `--bind 127.0.0.1:$PORT`, so the test opens no port to the network
-(benchmarks/container_command.py).
+(testing_support/container_command.py).
 
 The server then has to pass what Cloud Run will ask of it: /readyz 200, right
-answers from /predict with the shipped model, every log line a JSON object
-with a severity, and a clean exit on SIGTERM.
+answers from /predict with the shipped model, every log line the app and
+gunicorn write a JSON object with a severity, and a clean exit on SIGTERM.
+
+Logs: stdout and stderr are kept apart, as in a container. Everything Python
+logs (the app, the per-request line, gunicorn, warnings) is JSON on stdout,
+and that is what the tests below check line by line. Native libraries (e.g.
+TensorFlow's C++ start-up lines "All log messages before absl::InitializeLog()
+is called are written to STDERR", "oneDNN custom operations are on", which
+depend on the CPU) write to file descriptor 2 before any Python code runs and
+no setting silences them all. They stay on stderr, where Cloud Logging stores
+each line as a plain-text entry with severity DEFAULT: harmless, and kept apart
+from the app's entries. The tests require stderr to hold nothing from Python
+(no traceback, no log record in another format, no JSON that belongs on stdout).
 """
 from __future__ import annotations
 
 import base64
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -25,7 +37,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.container_command import (
+from testing_support.container_command import (
     container_environment, dockerignore_rules, http_request, is_ignored, parse_dockerfile, pen_drawing_pngs,
     predict_body, requirements_closure, run_container_command, stage_image_files, wait_for_status,
     write_import_guard,
@@ -33,6 +45,15 @@ from benchmarks.container_command import (
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SEVERITIES = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+# What Python would write to stderr if a log record or an error escaped the JSON
+# handler on stdout: a traceback, an exception or warning line, gunicorn's own
+# text format, or a JSON record on the wrong stream.
+PYTHON_ON_STDERR = re.compile(
+    r"Traceback \(most recent call last\)"  # an uncaught exception
+    r"|^\s*File \"[^\"]+\", line \d+"  # a traceback's frame
+    r"|^[A-Za-z_.]*(Error|Exception|Warning): "  # ValueError: ..., UserWarning: ...
+    r"|^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"  # gunicorn's default text log
+    r"|^\{")  # a JSON log record, which belongs on stdout
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +74,8 @@ def served(spec, pen_digits_path, tmp_path_factory):
         try:
             wait_for_status(container.port, "/readyz", container.process, timeout=180)
         except (RuntimeError, TimeoutError) as exc:
-            pytest.fail(f"{exc}; its log ends:\n" + "\n".join(container.log_lines()[-30:]))
+            pytest.fail(f"{exc}; its stdout ends:\n" + "\n".join(container.log_lines()[-30:])
+                        + "\nits stderr ends:\n" + "\n".join(container.stderr_lines()[-30:]))
         status, body = http_request(container.port, "GET", "/readyz")
         record["readyz"] = (status, json.loads(body))
         for label, png in drawings:
@@ -62,6 +84,7 @@ def served(spec, pen_digits_path, tmp_path_factory):
             record["answers"].append((label, json.loads(body)["digit"]))
         record["exit_status"] = container.stop(timeout=30)
         record["log_lines"] = container.log_lines()
+        record["stderr_lines"] = container.stderr_lines()
     return record
 
 
@@ -94,8 +117,10 @@ def test_dockerignore_keeps_the_model_and_leaves_out_local_state():
                  "digit_recognition/model.py", "utils.py", "gunicorn.conf.py", "requirements.txt"):
         assert not is_ignored(kept, rules), kept
     for left_out in (".git/config", ".venv/bin/python", "tests/conftest.py", "benchmarks/cold_start.py",
+                     "testing_support/drawings.py",
                      "flask_app/__pycache__/app.cpython-311.pyc", "notebooks/train.ipynb",
-                     "training.ipynb", "flask_app/scratch.ipynb", "data/mnist.npz", "mnist.npz", "pen_digits_dev.jsonl.gz",
+                     "training.ipynb", "flask_app/scratch.ipynb", "data/mnist.npz", "mnist.npz",
+                     "pen_digits_dev.jsonl.gz", "tests/fixtures/pen_digits_sample.jsonl.gz",
                      "instance/labels/3/x.png", "artifacts/run/model.keras",
                      "flask_app/model/.digit_cnn.keras.abc.tmp"):
         assert is_ignored(left_out, rules), left_out
@@ -105,7 +130,8 @@ def test_staged_image_holds_the_app_and_no_more(spec, tmp_path):
     workdir = stage_image_files(tmp_path / "app", spec)
     files = {p.relative_to(workdir).as_posix() for p in workdir.rglob("*") if p.is_file()}
     assert {"flask_app/app.py", "flask_app/model/digit_cnn.keras", "gunicorn.conf.py", "utils.py"} <= files
-    assert not [f for f in files if f.startswith(("tests/", "benchmarks/")) or "__pycache__" in f]
+    assert not [f for f in files
+                if f.startswith(("tests/", "benchmarks/", "testing_support/")) or "__pycache__" in f]
 
 
 def test_the_app_runs_with_only_what_requirements_txt_installs(spec, tmp_path):
@@ -130,7 +156,7 @@ def test_requirements_closure_separates_the_app_from_dev_tools():
 def test_readyz_answers_200_with_every_check_passing(served):
     status, body = served["readyz"]
     assert status == 200, body
-    assert body["checks"] == {"model": True, "labels_dir_writable": True}
+    assert body["checks"] == {"model": True, "labels_dir_writable": True, "labels_dir_free_space": True}
 
 
 def test_predict_recognises_real_pen_drawings(served):
@@ -142,9 +168,9 @@ def test_predict_recognises_real_pen_drawings(served):
     assert right >= 9, f"(label, answer): {answers}"
 
 
-def test_every_log_line_is_a_json_object_with_a_severity(served):
+def test_every_stdout_line_is_a_json_object_with_a_severity(served):
     lines = served["log_lines"]
-    assert lines, "the server wrote no log at all"
+    assert lines, "the server wrote no log at all on stdout"
     entries = []
     for line in lines:
         try:
@@ -157,6 +183,29 @@ def test_every_log_line_is_a_json_object_with_a_severity(served):
     assert not [e for e in entries if e["severity"] in ("ERROR", "CRITICAL")], entries
     messages = [e["message"] for e in entries]
     assert any(m.startswith("Booting worker") for m in messages), "gunicorn's own log is JSON too"
+
+
+def test_stderr_holds_only_native_library_lines(served):
+    # Whatever native libraries print there (nothing, or TensorFlow's start-up
+    # lines, depending on the CPU and the build) is accepted: Cloud Logging
+    # files it as plain text at DEFAULT severity. Nothing from Python may be there.
+    python_lines = [line for line in served["stderr_lines"] if PYTHON_ON_STDERR.search(line)]
+    assert not python_lines, python_lines
+
+
+def test_the_stderr_check_catches_what_python_would_write_there():
+    # The pattern above must not be a test that cannot fail.
+    for python_line in ('Traceback (most recent call last):', '  File "/app/x.py", line 3, in f',
+                        "ModuleNotFoundError: No module named 'x'", "UserWarning: deprecated",
+                        "[2026-11-29 15:00:00 +0000] [7] [INFO] Booting worker with pid: 7",
+                        '{"severity": "INFO", "message": "hello"}'):
+        assert PYTHON_ON_STDERR.search(python_line), python_line
+    for native_line in ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+                        "I0000 00:00:1795967437.141962   11314 port.cc:153] oneDNN custom operations are on. "
+                        "You may see slightly different numerical results due to floating-point round-off",
+                        "2026-11-29 15:00:00.000000: I tensorflow/core/platform/cpu_feature_guard.cc:210] "
+                        "This TensorFlow binary is optimized to use available CPU instructions"):
+        assert not PYTHON_ON_STDERR.search(native_line), native_line
 
 
 def test_one_request_line_per_predict_without_drawing_data(served):

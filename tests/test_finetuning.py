@@ -130,7 +130,7 @@ def test_prepare_keeps_valid_samples_drops_duplicates_and_counts_invalid(tmp_pat
     assert dataset.counts_per_digit() == report.counts
     assert dataset.x_train.shape[1:] == (28, 28) and dataset.x_train.dtype == np.float32
     # Each image is exactly what the server's preprocessing makes of the stored PNG.
-    for sample_id, image in zip(dataset.ids_train, dataset.x_train):
+    for sample_id, image in zip(dataset.ids_train, dataset.x_train, strict=True):
         np.testing.assert_array_equal(image, preprocess_drawing(store.get(str(sample_id)).png_path.read_bytes()))
     for ids, ys in ((dataset.ids_train, dataset.y_train), (dataset.ids_validation, dataset.y_validation)):
         assert [valid.get(str(i), 3) for i in ids] == ys.tolist()
@@ -252,7 +252,7 @@ def test_finetune_command_refuses_a_model_that_fails_the_gate(tmp_path, prepared
                "--epochs", "1", "--mnist-samples", "100", "--mnist-test-limit", "200",
                "--max-mnist-drop", "-1"]
     completed = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
-    assert completed.returncode == 1, completed.stderr[-2000:]
+    assert completed.returncode == 3, completed.stderr[-2000:]  # 3: not accepted (1 is a crash)
     assert "REJECTED: MNIST test accuracy fell" in completed.stdout
     assert not output.exists() and not metadata_path_for(output).exists()
 

@@ -19,7 +19,8 @@ from PIL import Image, PngImagePlugin
 
 from digit_recognition.errors import InvalidImageError, UnsupportedImageError
 from digit_recognition.label_store import LabelStore, encode_png, is_valid_id
-from tests.label_drawings import digit_png, sample_files, snapshot
+from testing_support.drawings import digit_png
+from tests.store_files import sample_files, snapshot
 
 
 @pytest.fixture

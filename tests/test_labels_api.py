@@ -18,8 +18,9 @@ import pytest
 from PIL import Image
 
 from flask_app import create_app
-from tests.conftest import base_test_config
-from tests.label_drawings import data_url, digit_png, sample_files, snapshot
+from tests.app_config import base_test_config
+from testing_support.drawings import data_url, digit_png
+from tests.store_files import sample_files, snapshot
 
 TOKEN = "test-admin-token"  # base_test_config's
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -376,7 +377,7 @@ def test_a_session_ends_when_the_admin_token_changes(tmp_path):
     client = first.test_client()
     assert client.post("/review/login", data={"token": TOKEN}).status_code == 303
     assert client.get("/labels").status_code == 200
-    rotated = create_app(base_test_config(tmp_path, ADMIN_TOKEN="a-new-token"))
+    rotated = create_app(base_test_config(tmp_path, ADMIN_TOKEN="a-new-admin-token-after-rotation"))
     rotated_client = rotated.test_client()
     rotated_client.set_cookie("session", client.get_cookie("session").value)
     assert rotated_client.get("/labels").status_code == 401

@@ -27,8 +27,10 @@ import pytest
 import requests
 from PIL import Image
 
-from tests.conftest import REPO_ROOT
-from tests.label_drawings import data_url, digit_png, sample_files
+from testing_support.drawings import data_url, digit_png
+from tests.store_files import sample_files
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 CLIENTS = 20
 PER_CLIENT = 25
@@ -142,7 +144,7 @@ class GunicornServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self.env = {**os.environ, "LABELS_DIR": str(labels_dir), "ADMIN_TOKEN": TOKEN,
-                    "SECRET_KEY": "crash-test", "LABELS_RATE_LIMIT": "off",
+                    "SECRET_KEY": "crash-test", "LABELS_RATE_LIMIT": "off", "PREDICT_RATE_LIMIT": "off",
                     "MODEL_PATH": str(REPO_ROOT / "flask_app" / "model" / "digit_cnn.keras"),
                     # The old server is dead: nothing in the directory is still being written.
                     "LABELS_SWEEP_GRACE_SECONDS": "0", "PYTHONUNBUFFERED": "1"}

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.drawing_factory import data_url, mnist_as_canvas, png_of
+from testing_support.drawings import data_url, mnist_as_canvas, png_of
 
 
 @pytest.fixture(scope="module")

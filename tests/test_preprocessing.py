@@ -8,7 +8,7 @@ from PIL import Image
 
 from digit_recognition.errors import EmptyDrawingError
 from digit_recognition.preprocessing import preprocess_drawing
-from tests.drawing_factory import canvas_png, coloured_png, first_pen_digit, mnist_as_canvas, png_of
+from testing_support.drawings import canvas_png, coloured_png, first_pen_digit, mnist_as_canvas, png_of
 
 
 @pytest.fixture(scope="module")

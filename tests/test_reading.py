@@ -17,7 +17,8 @@ def one_hot_ish(index: int, top: float, classes: int = 11) -> np.ndarray:
     return p
 
 
-def read(probabilities, policy=ReadingPolicy()):
+def read(probabilities, policy: ReadingPolicy | None = None):
+    policy = policy or ReadingPolicy()
     probabilities = np.atleast_2d(probabilities)
     return read_scores(probabilities, np.stack([BLANK] * len(probabilities)), policy,
                        [(0, 0, 10, 10)] * len(probabilities))

@@ -13,7 +13,7 @@ import threading
 import numpy as np
 
 from digit_recognition.datasets import load_mnist
-from drawing_factory import mnist_as_canvas
+from testing_support.drawings import mnist_as_canvas
 
 THREADS = 16
 ROUNDS = 2

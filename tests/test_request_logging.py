@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from conftest import base_test_config
+from tests.app_config import base_test_config
 from flask_app import create_app
-from tests.drawing_factory import canvas_png, data_url, first_pen_digit
+from testing_support.drawings import canvas_png, data_url, first_pen_digit
 
 TRACE_ID = "105445aa7843bc8bf206b12000100000"
 

@@ -11,8 +11,8 @@ import zipfile
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.browser_support import PageProblems, by_testid, launch_chromium
-from tests.label_drawings import digit_png
+from testing_support.browser import PageProblems, by_testid, launch_chromium
+from testing_support.drawings import digit_png
 
 TOKEN = "test-admin-token"  # base_test_config's
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 import pytest
 import requests
 
-from bad_input_cases import canvas_rgba_png, data_url
-from conftest import base_test_config, start_live_server
+from testing_support.bad_inputs import canvas_rgba_png, data_url
+from testing_support.loopback_server import start_live_server
+from tests.app_config import base_test_config
 from flask_app import config as app_config
 from flask_app import create_app
-from flask_app.security import CONTENT_SECURITY_POLICY
+from flask_app.security_headers import CONTENT_SECURITY_POLICY
 
 ADMIN = {"Authorization": "Bearer test-admin-token"}
 EXPECTED_HEADERS = {
@@ -287,7 +288,7 @@ def _attacker_app():
 def test_in_a_browser_pages_obey_the_policy_and_cross_site_forms_are_refused(live_server):
     from playwright.sync_api import sync_playwright
 
-    from browser_support import PageProblems, launch_chromium
+    from testing_support.browser import PageProblems, launch_chromium
 
     attacker = _attacker_app()
     attacker.config["TARGET"] = live_server.url  # http://127.0.0.1:<port>

@@ -14,7 +14,7 @@ from the image is the interpreter build, the user, and one thing on purpose: `--
 :$PORT` (all interfaces, as Cloud Run needs) becomes `--bind 127.0.0.1:$PORT`
 so a test never opens a port to the network.
 
-Used by tests/test_container_command.py and the benchmarks beside this file.
+Used by tests/test_container_command.py and the benchmarks.
 """
 from __future__ import annotations
 
@@ -202,7 +202,7 @@ def requirements_closure(requirements_file: str | Path = REPO_ROOT / "requiremen
     return closure
 
 
-_IMPORT_GUARD = '''"""Written by benchmarks/container_command.py: hide the packages the image lacks."""
+_IMPORT_GUARD = '''"""Written by testing_support/container_command.py: hide the packages the image lacks."""
 import sys
 
 NOT_IN_IMAGE = frozenset({blocked!r})
@@ -278,19 +278,29 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _non_blank_lines(path: Path) -> list[str]:
+    return [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+
+
 @dataclass
 class RunningContainer:
     process: subprocess.Popen
     port: int
     log_path: Path
+    stderr_path: Path
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def log_lines(self) -> list[str]:
-        return [line for line in self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
-                if line.strip()]
+        """What the server wrote to stdout: the app's and gunicorn's JSON log."""
+        return _non_blank_lines(self.log_path)
+
+    def stderr_lines(self) -> list[str]:
+        """What the process wrote to stderr: native libraries' start-up lines
+        (TensorFlow's C++ logging writes there before Python runs any code)."""
+        return _non_blank_lines(self.stderr_path)
 
     def worker_pids(self) -> list[int]:
         return child_pids(self.process.pid)
@@ -313,18 +323,22 @@ def run_container_command(workdir: Path, log_path: Path, *, spec: DockerfileSpec
     """Start the Dockerfile's CMD with /bin/sh from `workdir`, only the image's
     packages importable; stop it with SIGTERM on exit.
 
-    Its stdout and stderr go to `log_path` (a file, not a pipe nobody drains:
-    a full pipe would block the server on its next log line).
+    Its stdout goes to `log_path` and its stderr to `<log_path>.stderr`, kept
+    apart as a container runtime keeps them (Cloud Run records each line of
+    either stream as one log entry). Files, not pipes nobody drains: a full pipe
+    would block the server on its next log line.
     """
     spec = spec or parse_dockerfile()
     port = free_port()
     command = loopback_command(spec.cmd, workers, threads)
-    guard = write_import_guard(Path(log_path).parent / "import-guard")
-    with open(log_path, "wb") as log:
+    log_path = Path(log_path)
+    stderr_path = log_path.with_name(log_path.name + ".stderr")
+    guard = write_import_guard(log_path.parent / "import-guard")
+    with open(log_path, "wb") as log, open(stderr_path, "wb") as stderr:
         process = subprocess.Popen(["/bin/sh", "-c", command], cwd=workdir,
                                    env=container_environment(spec, port, guard, **env_overrides),
-                                   stdout=log, stderr=subprocess.STDOUT)
-    running = RunningContainer(process, port, log_path)
+                                   stdout=log, stderr=stderr)
+    running = RunningContainer(process, port, log_path, stderr_path)
     try:
         yield running
     finally:

@@ -1,6 +1,6 @@
-"""Serve the real app on a loopback port in this process, for benchmarks.
+"""Serve the real app on a loopback port in this process, for tests and benchmarks.
 
-(`benchmarks/container_command.py` runs the Dockerfile's CMD instead.)
+(`testing_support/container_command.py` runs the Dockerfile's CMD instead.)
 """
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ def serve_app(**config):
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     with tempfile.TemporaryDirectory() as labels_dir:
-        app = create_app({"LABELS_DIR": labels_dir, "LABELS_RATE_LIMIT": "off", "LOG_LEVEL": "WARNING",
+        app = create_app({"LABELS_DIR": labels_dir, "LABELS_RATE_LIMIT": "off", "PREDICT_RATE_LIMIT": "off",
+                          "LOG_LEVEL": "WARNING",
                           **config})
         server, thread = start_live_server(app)
         try:

@@ -1,0 +1,28 @@
+"""Looking at everything a label store directory holds, for the label-store tests."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under `root` (hidden ones too) with its content."""
+    root = Path(root)
+    if not root.exists():
+        return {}
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def sample_files(root: Path) -> dict[str, list[str]]:
+    """The store's files by kind: json, png, temp (hidden .tmp) and other."""
+    kinds: dict[str, list[str]] = {"json": [], "png": [], "temp": [], "other": []}
+    for path in sorted(Path(root).glob("[0-9]/*")):
+        name = path.name
+        if name.startswith(".") and name.endswith(".tmp"):
+            kinds["temp"].append(str(path))
+        elif name.endswith(".json"):
+            kinds["json"].append(str(path))
+        elif name.endswith(".png"):
+            kinds["png"].append(str(path))
+        else:
+            kinds["other"].append(str(path))
+    return kinds
