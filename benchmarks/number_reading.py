@@ -3,7 +3,7 @@
 Numbers are composed from the pen digits of the writer groups the model never
 trained on (ced, imp) and written as one line on the page's wide canvas
 (2.5:1, 280-400 px high so up to 1000 px wide, the page's brush of 6.5% of the
-canvas height) by `digit_recognition.number_drawings.render_number`: digit
+canvas height) by `testing_support.number_drawings.render_number`: digit
 heights and baseline jittered like a line of handwriting, gaps drawn per pair.
 Each drawing is posted to /predict of the real app on loopback.
 
@@ -40,10 +40,10 @@ import requests
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks._server import serve_app  # noqa: E402
+from testing_support.loopback_server import serve_app  # noqa: E402
 from digit_recognition.datasets import load_pen_digits  # noqa: E402
 from digit_recognition.model import DigitClassifier  # noqa: E402
-from digit_recognition.number_drawings import CLEAR_GAPS, TOUCHING_GAPS, render_number  # noqa: E402
+from testing_support.number_drawings import CLEAR_GAPS, TOUCHING_GAPS, render_number  # noqa: E402
 from digit_recognition.preprocessing import BBOX_THRESHOLD, drawing_ink, normalize_ink  # noqa: E402
 from digit_recognition.segmentation import label_components  # noqa: E402
 from digit_recognition.strokes import to_png_bytes  # noqa: E402

@@ -10,11 +10,11 @@ import math
 import numpy as np
 import pytest
 
-from digit_recognition.number_drawings import render_number
+from testing_support.number_drawings import render_number
 from digit_recognition.preprocessing import preprocess_drawing
 from digit_recognition.reading import VERDICTS
 from digit_recognition.strokes import to_png_bytes
-from tests.drawing_factory import data_url, pen_digits
+from testing_support.drawings import data_url, pen_digits
 
 HELD_OUT = ("ced", "imp")
 

@@ -10,11 +10,11 @@ from PIL import ImageDraw
 
 from digit_recognition.errors import EmptyDrawingError
 from digit_recognition.model import DigitClassifier
-from digit_recognition.number_drawings import render_number
+from testing_support.number_drawings import render_number
 from digit_recognition.preprocessing import ink_map, preprocess_rgba
 from digit_recognition.segmentation import digit_likeness, label_components, split_into_parts
 from flask_app.config import DEFAULT_MODEL_PATH
-from tests.drawing_factory import pen_digits
+from testing_support.drawings import pen_digits
 
 HELD_OUT = ("ced", "imp")
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .strokes import SUPERSAMPLE, draw_pen_paths, style_ink_mask
+from digit_recognition.strokes import SUPERSAMPLE, draw_pen_paths, style_ink_mask
 
 PAGE_BRUSH_FRAC = 0.065  # the page's brush width, as a share of the canvas height
 CANVAS_ASPECT = 2.5  # the number canvas: wider than tall
