@@ -15,13 +15,16 @@ Printed, each beside the baseline from the same drawings in the same run:
 - single digits split: every held-out digit written alone on the same canvas,
   and how many come back as more than one part (multi-stroke digits apart);
 - /predict p50 and p90 for a 4-digit number and for a single digit,
-  interleaved in the same run.
+  interleaved in the same run;
+- in process, the CPU time of `split_into_parts` per drawing (1 and 4 digits),
+  beside `normalize_ink` of the whole drawing (all a single digit needed before).
 
 The baseline reads each connected blob of ink as a digit (no grouping of a
 digit's strokes, no cuts through touching digits), through the same
 preprocessing and model.
 
     python benchmarks/number_reading.py [--numbers 400] [--latency-requests 150] [--seed 12]
+    python benchmarks/number_reading.py --cpu-only     # just the in-process segmentation timing
 """
 from __future__ import annotations
 
@@ -45,7 +48,7 @@ from digit_recognition.datasets import load_pen_digits  # noqa: E402
 from digit_recognition.model import DigitClassifier  # noqa: E402
 from testing_support.number_drawings import CLEAR_GAPS, TOUCHING_GAPS, render_number  # noqa: E402
 from digit_recognition.preprocessing import BBOX_THRESHOLD, drawing_ink, normalize_ink  # noqa: E402
-from digit_recognition.segmentation import label_components  # noqa: E402
+from digit_recognition.segmentation import label_components, split_into_parts  # noqa: E402
 from digit_recognition.strokes import to_png_bytes  # noqa: E402
 from flask_app.config import DEFAULT_MODEL_PATH  # noqa: E402
 
@@ -94,6 +97,7 @@ def main() -> int:
     parser.add_argument("--singles", type=int, help="at most this many single digits (default: all held out)")
     parser.add_argument("--latency-requests", type=int, default=150)
     parser.add_argument("--seed", type=int, default=12)
+    parser.add_argument("--cpu-only", action="store_true", help="only the in-process segmentation timing")
     args = parser.parse_args()
 
     digits = [d for d in load_pen_digits(args.pen_digits_path) if d.writer_group in HELD_OUT_GROUPS]
@@ -101,6 +105,9 @@ def main() -> int:
     classifier = DigitClassifier.load(args.model_path)
     rng = np.random.default_rng(args.seed)
     print(f"model: {args.model_path}; held-out writer groups {HELD_OUT_GROUPS}: {len(digits)} pen digits")
+    if args.cpu_only:
+        segmentation_cpu(digits, rng)
+        return 0
 
     with serve_app(MODEL_PATH=args.model_path) as (url, _app):
         session = requests.Session()
@@ -171,7 +178,28 @@ def main() -> int:
         ratio = statistics.median(times["4-digit number"]) / statistics.median(times["single digit"])
         print(f"  4-digit p50 / single-digit p50: {ratio:.2f}x")
         print(f"\n{time.perf_counter() - started:.0f} s")
+    segmentation_cpu(digits, rng)
     return 0
+
+
+def segmentation_cpu(digits, rng, drawings: int = 40, rounds: int = 5) -> None:
+    """CPU time (not wall: the machine is shared) of splitting a drawing, geometry only."""
+    print("\nin process, CPU ms per drawing (1000x400 canvas, read at 500x200), best of "
+          f"{rounds} rounds of {drawings}")
+    for count in (1, 4):
+        inks = [drawing_ink(to_png_bytes(render_number(
+            [digits[i] for i in rng.integers(0, len(digits), count)], rng, canvas_height=400).image)).ink
+            for _ in range(drawings)]
+        timings = {}
+        for name, work in (("split_into_parts", split_into_parts), ("normalize_ink, whole drawing", normalize_ink)):
+            best = float("inf")
+            for _ in range(rounds):
+                t0 = time.process_time()
+                for ink in inks:
+                    work(ink)
+                best = min(best, (time.process_time() - t0) / drawings * 1000)
+            timings[name] = best
+        print(f"  {count} digit{'s' if count > 1 else ''}: " + "; ".join(f"{k} {v:.2f} ms" for k, v in timings.items()))
 
 
 if __name__ == "__main__":
