@@ -47,8 +47,10 @@ MAY_SPLIT_ASPECT = 1.0
 MUST_SPLIT_ASPECT = 2.0
 # A cut leaves each side at least this share of the part's height wide (a 1 is narrow).
 MIN_SIDE_WIDTH = 0.12
-# The recognizer must like the two sides together this much more than the whole ...
+# The recognizer must like the two sides together this much more than the whole,
+# and at least this much in themselves ...
 SPLIT_GAIN = 1.5
+SPLIT_MIN_SCORE = 0.8
 # ... unless the cut is clean: it crosses at most this many strokes, leaves both
 # sides at least this share of the part's height, and both read this well (and
 # together no worse than the whole).
@@ -344,7 +346,9 @@ def _clipped(drawing: _Drawing, ids, x0: int, x1: int) -> _Piece | None:
 def _split(drawing: _Drawing, piece: _Piece, line_height: float, score: Scorer | None,
            depth: int = 0) -> list[_Piece]:
     aspect = _aspect(piece, drawing.stroke_width, line_height)
-    if aspect < MAY_SPLIT_ASPECT or depth >= 6:
+    # A part hardly taller than the pen is a dash or a dot, never digits side by side.
+    flat = piece.height < 2 * drawing.stroke_width
+    if aspect < MAY_SPLIT_ASPECT or flat or depth >= 6:
         return [piece]
     candidates = _candidate_splits(drawing, piece, line_height)
     if not candidates:
@@ -368,8 +372,13 @@ def _split(drawing: _Drawing, piece: _Piece, line_height: float, score: Scorer |
                           and min(left.height, right.height) >= CLEAN_CUT_HEIGHT * piece.height
                           and pair >= max(CLEAN_CUT_SCORE, whole)
                           for (left, right, crossings), pair in zip(candidates, pairs)])
-        best_index = int(np.argmax(pairs))
-        if pairs[best_index] <= whole * SPLIT_GAIN:
+        tall = np.array([min(left.height, right.height) >= CLEAN_CUT_HEIGHT * piece.height
+                         for left, right, _ in candidates])
+        # Both sides must read as digits in their own right: a letter (M, W, X)
+        # reads as no digit whole, and its halves only a little better.
+        pairs_gained = np.where(tall & (pairs >= SPLIT_MIN_SCORE), pairs, -1.0)
+        best_index = int(np.argmax(pairs_gained))
+        if pairs_gained[best_index] <= whole * SPLIT_GAIN:
             if not clean.any():
                 return [piece]
             best_index = int(np.argmax(np.where(clean, pairs, -1.0)))
