@@ -80,6 +80,14 @@ def test_equals_sign_is_one_part_not_two(score):
     assert len(split_into_parts(ink_map(rgba(drawing.image)), score=score)) == 1
 
 
+def test_a_dash_is_one_part_however_wide(score):
+    for length in (0.3, 0.6, 0.9):
+        canvas = np.zeros((300, 750), np.float32)
+        y, x0, x1, half_pen = 150, 60, 60 + int(length * 690), 10
+        canvas[y - half_pen:y + half_pen, x0:x1] = 1.0
+        assert len(split_into_parts(canvas, score=score)) == 1, length
+
+
 @pytest.mark.parametrize("text", ["11", "1000", "2024", "907316"])
 def test_numbers_with_gaps_are_read_left_to_right(held_out, classifier, score, text):
     digits = [pick(held_out, int(c), nth=i) for i, c in enumerate(text)]
