@@ -6,8 +6,14 @@ and explained; this file holds what follows from running on Cloud Run.
 """
 import os
 
-# No preload: TensorFlow is not fork-safe, so each worker imports the app and
-# loads its own model after the fork (see flask_app/app.py).
+# No preload. With LiteRT the model itself would allow it (interpreters are
+# made per process and thread, after the fork: digit_recognition/inference.py,
+# tests/test_inference_backends.py), and it saved ~1 s of wall-clock start-up
+# on the loaded 2-core machine at the same CPU (benchmarks/cold_start.py
+# --compare-no-preload, before the worker class below). But the gevent worker
+# patches the standard library when the worker starts, which must come before
+# the app is imported; and with INFERENCE_BACKEND=keras, TensorFlow is not
+# fork-safe. So each worker imports the app and loads its model after the fork.
 preload_app = False
 
 # Slow clients must not hold the workers. A threaded worker gives each

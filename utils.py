@@ -16,6 +16,8 @@ from digit_recognition.imaging import decode_base64_image, decode_drawing  # noq
 from digit_recognition.model import (  # noqa: F401
     DigitClassifier, build_augmenter, build_model, compile_model,
 )
+from digit_recognition.inference import load_classifier  # noqa: F401
+from digit_recognition.conversion import convert_model_file  # noqa: F401
 from digit_recognition.preprocessing import (  # noqa: F401
     MNIST_SIZE, ink_map, normalize_ink, preprocess_drawing, preprocess_rgba,
 )

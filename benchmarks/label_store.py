@@ -4,10 +4,8 @@ Baselines, measured in the same run on the same files:
   - save: writing the same bytes to a file with open().write() and no fsync
     (what a naive store would do) against LabelStore.save (decode, re-encode,
     two atomic fsynced writes);
-  - list: the I/O floor (listing the digit directories and reading every JSON
-    file's bytes) against LabelStore.list() (which also parses, validates,
-    pairs each JSON with its PNG, filters and sorts), cold (a new process) and
-    warm (a running server, which re-reads only the sidecars that changed).
+  - list: the same page read with the sqlite3 module and nothing else (the
+    floor) against LabelStore.list() (SQLAlchemy, the total, records built).
 
     python benchmarks/label_store.py [--samples 1000] [--dir DIR]
 """
@@ -15,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -39,14 +37,14 @@ def timed(function, repeat: int = 5) -> float:
     return statistics.median(times)
 
 
-def read_all_json(root: Path) -> int:
-    total = 0
-    for digit in range(10):
-        directory = root / str(digit)
-        for name in os.listdir(directory):
-            if name.endswith(".json"):
-                total += len((directory / name).read_bytes())
-    return total
+def raw_page(database: Path) -> int:
+    connection = sqlite3.connect(database)
+    try:
+        rows = connection.execute("SELECT * FROM samples ORDER BY created_at DESC, id DESC LIMIT 100").fetchall()
+        connection.execute("SELECT samples FROM store_totals").fetchone()
+        return len(rows)
+    finally:
+        connection.close()
 
 
 def main() -> None:
@@ -57,32 +55,30 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(dir=args.dir) as scratch:
         store = LabelStore(Path(scratch) / "labels")
-        drawings = [digit_png(i % 10, seed=i) for i in range(50)]
+        drawings = [digit_png(i % 10, seed=i) for i in range(args.samples)]  # distinct: no duplicates
 
         naive_dir = Path(scratch) / "naive"
         naive_dir.mkdir()
         start = time.perf_counter()
         for i in range(200):
             with open(naive_dir / f"{i}.png", "wb") as handle:
-                handle.write(drawings[i % 50])
+                handle.write(drawings[i])
         naive_ms = (time.perf_counter() - start) / 200 * 1000
 
         start = time.perf_counter()
         for i in range(args.samples):
-            store.save(drawings[i % 50], i % 10, prediction=(i * 7) % 10, confidence=0.5, model_version="bench")
+            store.save(drawings[i], i % 10, prediction=(i * 7) % 10, confidence=0.5, model_version="bench")
         save_ms = (time.perf_counter() - start) / args.samples * 1000
         print(f"save, per sample:   naive open/write {naive_ms:6.2f} ms   LabelStore.save {save_ms:6.2f} ms "
-              f"(decode + re-encode + 2 fsynced atomic writes)")
+              f"(decode + re-encode + fsynced atomic write + committed row)")
 
-        floor = timed(lambda: read_all_json(store.root))
-        cold = timed(lambda: LabelStore(store.root).list(limit=100))  # a fresh process: reads every JSON
-        store.list()
-        warm = timed(lambda: store.list(limit=100))  # a running server: stats, re-reads what changed
+        floor = timed(lambda: raw_page(store.root / "labels.sqlite3"))
+        page = timed(lambda: store.list(limit=100))
         one_digit = timed(lambda: store.list(label=3, limit=100))
-        disagreed = timed(lambda: store.list(disagreed=True, limit=100))
-        print(f"list {args.samples} samples: I/O floor (read every JSON) {floor * 1000:6.1f} ms   "
-              f"list() cold {cold * 1000:6.1f} ms   warm {warm * 1000:6.1f} ms   "
-              f"warm list(label=3) {one_digit * 1000:6.1f} ms   warm list(disagreed=True) {disagreed * 1000:6.1f} ms")
+        disagreed = timed(lambda: store.list(label=3, disagreed=True, limit=100))
+        print(f"list {args.samples} samples, a page of 100: sqlite3 floor {floor * 1000:6.1f} ms   "
+              f"list() {page * 1000:6.1f} ms   list(label=3) {one_digit * 1000:6.1f} ms   "
+              f"list(label=3, disagreed=True) {disagreed * 1000:6.1f} ms")
 
         buffer = io.BytesIO()
         export = timed(lambda: (buffer.seek(0), buffer.truncate(), store.export_zip(buffer)), repeat=3)

@@ -1,13 +1,20 @@
 """Latency of /predict over HTTP on loopback, and of inference in process.
 
 Prints p50/p99 for:
+  - in process: preprocessing (the 8-bit fast path the server uses, beside the
+    whole-canvas float path it replaced); the model through LiteRT (what the
+    server runs), through Keras' traced graph (what it ran before), and
+    `model.predict()` as the baseline, same model, same inputs, same run;
   - POST /predict, one client, then 8 concurrent clients (closed loop, kept-alive
-    connections), against the server started with the Dockerfile's CMD (gunicorn);
-  - in-process: preprocessing alone; the compiled inference call the server
-    uses (DigitClassifier); and `model.predict()` as the baseline, same model,
-    same inputs, same run.
+    connections), against the Dockerfile's CMD (LiteRT, only the image's
+    packages importable) and, as the baseline, the CMD the image ran before:
+    Keras/TensorFlow served by 2 workers x 4 threads (INFERENCE_BACKEND=keras,
+    requirements.txt's packages importable). Both servers run throughout;
+    rounds alternate between them so other load on the machine hits both alike.
+    Beside each row, the servers' own CPU time per request, which other load
+    on the machine does not change (wall-clock figures it does).
 
-    python benchmarks/latency.py [--requests 500] [--seconds 15]
+    python benchmarks/latency.py [--requests 500] [--seconds 10] [--rounds 2]
 """
 from __future__ import annotations
 
@@ -26,12 +33,14 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from testing_support.container_command import (  # noqa: E402
-    run_container_command, stage_image_files, wait_for_status,
+    cpu_seconds, run_container_command, stage_image_files, wait_for_status,
 )
-from benchmarks.http_load import post_load  # noqa: E402
+from benchmarks.http_load import LoadResult, post_load  # noqa: E402
 from digit_recognition.datasets import load_pen_digits  # noqa: E402
-from digit_recognition.model import DigitClassifier  # noqa: E402
-from digit_recognition.preprocessing import preprocess_drawing  # noqa: E402
+from digit_recognition.imaging import decode_drawing  # noqa: E402
+from digit_recognition.inference import KerasClassifier, LiteRTClassifier  # noqa: E402
+from digit_recognition.model_files import tflite_path_for  # noqa: E402
+from digit_recognition.preprocessing import preprocess_drawing, preprocess_rgba  # noqa: E402
 from digit_recognition.strokes import CanvasParams, render_strokes, to_png_bytes  # noqa: E402
 from flask_app.config import DEFAULT_MODEL_PATH  # noqa: E402
 
@@ -50,11 +59,25 @@ def timed(fn, repeat):
     return out
 
 
-def sample_drawings(pen_path: str, count: int = 20):
-    """Typical page drawings: white ink on a transparent 280 px canvas."""
+def sample_drawings(pen_path: str, count: int = 20, params: CanvasParams | None = None):
+    """Typical page drawings: white ink on a transparent 280 px canvas (or as `params` says)."""
     digits = load_pen_digits(pen_path)[:count]
-    params = CanvasParams(280, 0.7, 0.0, 0.0, 0.065, "white_on_transparent")
+    params = params or CanvasParams(280, 0.7, 0.0, 0.0, 0.065, "white_on_transparent")
     return [to_png_bytes(render_strokes(d.strokes, params)) for d in digits]
+
+
+def server_cpu(server) -> float:
+    """CPU seconds used so far by the server's processes (master and workers):
+    unlike wall-clock figures, not changed by other load on the machine."""
+    return sum(cpu_seconds(pid) for pid in [server.process.pid, *server.worker_pids()])
+
+
+def merge(total: LoadResult, result: LoadResult) -> None:
+    total.latencies_s += result.latencies_s
+    total.seconds += result.seconds
+    total.connection_errors += result.connection_errors
+    for status, n in result.statuses.items():
+        total.statuses[status] = total.statuses.get(status, 0) + n
 
 
 def main() -> int:
@@ -63,42 +86,85 @@ def main() -> int:
         "PEN_DIGITS_PATH", str(REPO_ROOT.parent / "shared" / "data" / "pen_digits_dev.jsonl.gz")))
     parser.add_argument("--model-path", default=os.environ.get("MODEL_PATH", str(DEFAULT_MODEL_PATH)))
     parser.add_argument("--requests", type=int, default=500, help="calls per in-process scenario")
-    parser.add_argument("--seconds", type=float, default=15.0, help="duration of each HTTP scenario")
+    parser.add_argument("--seconds", type=float, default=10.0, help="per HTTP scenario per round")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--in-process-only", action="store_true", help="skip the HTTP part")
     args = parser.parse_args()
 
     pngs = sample_drawings(args.pen_digits_path)
     bodies = [json.dumps({"image": "data:image/png;base64," + base64.b64encode(p).decode()}).encode()
               for p in pngs]
 
-    print("== in process ==")
-    classifier = DigitClassifier.load(args.model_path)
+    print(f"== in process (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs) ==")
+    litert = LiteRTClassifier.load(tflite_path_for(args.model_path))
+    keras_backend = KerasClassifier(args.model_path)
     digit_images = [preprocess_drawing(p) for p in pngs]
     one = digit_images[0][None]
     for _ in range(20):
-        classifier.predict_probabilities(one)
-        classifier.model.predict(one[..., None], verbose=0)
-    print(f"preprocess_drawing (280 px PNG)   {percentiles(timed(lambda: preprocess_drawing(pngs[0]), args.requests))}")
-    compiled = timed(lambda: classifier.predict_probabilities(one), args.requests)
-    print(f"compiled call (what /predict uses) {percentiles(compiled)}")
-    baseline = timed(lambda: classifier.model.predict(one[..., None], verbose=0), max(50, args.requests // 5))
-    print(f"model.predict() (baseline)         {percentiles(baseline)}")
+        litert.predict_probabilities(one)
+        keras_backend.predict_probabilities(one)
+        keras_backend.model.predict(one[..., None], verbose=0)
+    figures = {}
+    opaque = sample_drawings(args.pen_digits_path, 1, CanvasParams(504, 0.7, 0.0, 0.0, 0.065, "black_on_white"))[0]
+    for name, fn, repeat in (
+            ("preprocess_drawing (280 px PNG)", lambda: preprocess_drawing(pngs[0]), args.requests),
+            ("  before: whole canvas as floats", lambda: preprocess_rgba(decode_drawing(pngs[0])), args.requests),
+            ("preprocess_drawing (504 px opaque)", lambda: preprocess_drawing(opaque), args.requests),
+            ("  before: whole canvas as floats", lambda: preprocess_rgba(decode_drawing(opaque)), args.requests),
+            ("LiteRT call (what /predict runs)", lambda: litert.predict_probabilities(one), args.requests),
+            ("Keras traced graph (before)", lambda: keras_backend.predict_probabilities(one), args.requests),
+            ("model.predict() (baseline)", lambda: keras_backend.model.predict(one[..., None], verbose=0),
+             max(50, args.requests // 5))):
+        samples = timed(fn, repeat)
+        figures[name] = float(np.percentile(samples, 50))
+        print(f"{name:<36} {percentiles(samples)}")
 
+    if args.in_process_only:
+        return 0
     with tempfile.TemporaryDirectory() as scratch_dir:
         scratch = Path(scratch_dir)
         workdir = stage_image_files(scratch / "app")  # what the image's COPY lines take
-        (scratch / "labels").mkdir()
-        with run_container_command(workdir, scratch / "server.log",
-                                   MODEL_PATH=str(Path(args.model_path).resolve()),
-                                   LABELS_DIR=str(scratch / "labels"), LOG_LEVEL="WARNING",
-                                   PREDICT_RATE_LIMIT="off") as server:
-            wait_for_status(server.port, "/readyz", server.process)
-            print(f"\n== HTTP: POST /predict, server: the Dockerfile's CMD on {server.url}, "
-                  f"{args.seconds:.0f} s per row ==")
-            post_load(server.port, "/predict", bodies, 4, 3.0)  # warm every worker and thread
-            for clients in (1, 8):
-                result = post_load(server.port, "/predict", bodies, clients, args.seconds)
-                print(f"{clients} client{'s' if clients > 1 else ' '}   "
-                      f"{percentiles(result.latencies_s)}   {result.rps:6.0f} req/s   errors {result.errors}")
+        model_path = str(Path(args.model_path).resolve())
+        servers = {}
+        with run_container_command(workdir, scratch / "litert.log", MODEL_PATH=model_path,
+                                   LABELS_DIR=str(scratch / "labels-litert"), LOG_LEVEL="WARNING",
+                                   PREDICT_RATE_LIMIT="off") as litert_server, \
+                run_container_command(workdir, scratch / "keras.log", workers=2, threads=4,
+                                      requirements_file=REPO_ROOT / "requirements.txt", INFERENCE_BACKEND="keras",
+                                      MODEL_PATH=model_path, LABELS_DIR=str(scratch / "labels-keras"),
+                                      LOG_LEVEL="WARNING", PREDICT_RATE_LIMIT="off") as keras_server:
+            servers = {"LiteRT (Dockerfile CMD)": litert_server, "Keras, 2 x 4 (before)": keras_server}
+            for server in servers.values():
+                wait_for_status(server.port, "/readyz", server.process, timeout=300)
+                post_load(server.port, "/predict", bodies, 8, 3.0)  # warm every worker and thread
+            results = {(name, clients): LoadResult(clients, 0.0) for name in servers for clients in (1, 8)}
+            cpu_used = {key: 0.0 for key in results}
+            for _ in range(args.rounds):
+                for clients in (1, 8):
+                    for name, server in servers.items():
+                        cpu_before = server_cpu(server)
+                        merge(results[(name, clients)], post_load(server.port, "/predict", bodies, clients,
+                                                                  args.seconds))
+                        cpu_used[(name, clients)] += server_cpu(server) - cpu_before
+        print(f"\n== HTTP: POST /predict, {args.rounds} rounds x {args.seconds:.0f} s per row, "
+              f"alternating (load average {os.getloadavg()[0]:.1f}) ==")
+        for (name, clients), result in results.items():
+            print(f"{name:<24} {clients} client{'s' if clients > 1 else ' '}   {percentiles(result.latencies_s)}"
+                  f"   {result.rps:6.0f} req/s   errors {result.errors}   server CPU "
+                  f"{1000 * cpu_used[(name, clients)] / max(1, result.requests):.2f} ms/req")
+
+    litert_1 = results[("LiteRT (Dockerfile CMD)", 1)]
+    keras_1 = results[("Keras, 2 x 4 (before)", 1)]
+    litert_8 = results[("LiteRT (Dockerfile CMD)", 8)]
+    keras_8 = results[("Keras, 2 x 4 (before)", 8)]
+    p50 = float(np.percentile(litert_1.latencies_s, 50))
+    print("\n== against the targets ==")
+    print(f"POST /predict 1 client p50 {p50 * 1000:.2f} ms = "
+          f"{p50 / figures['model.predict() (baseline)']:.3f}x model.predict() p50 (target <= 0.05x), "
+          f"{p50 / float(np.percentile(keras_1.latencies_s, 50)):.2f}x Keras-served p50 (target <= 0.5x)")
+    print(f"8 clients: {litert_8.rps:.0f} req/s = {litert_8.rps / keras_8.rps:.2f}x Keras-served "
+          f"{keras_8.rps:.0f} req/s (target >= 2x); p99 {litert_8.percentile_ms(99):.1f} ms vs "
+          f"{keras_8.percentile_ms(99):.1f} ms")
     return 0
 
 

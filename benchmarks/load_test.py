@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import http.client
 import io
 import json
@@ -52,9 +53,9 @@ from testing_support.container_command import (  # noqa: E402
     stage_image_files, wait_for_status,
 )
 from benchmarks.http_load import post_load  # noqa: E402
+from digit_recognition.label_store import LabelStore  # noqa: E402
 
 DEFAULT_PEN = REPO_ROOT.parent / "shared" / "data" / "pen_digits_dev.jsonl.gz"
-SAMPLE_FILE = re.compile(r"^([0-9])/([0-9a-f]{32})\.(png|json)$")
 LARGEST_CANVAS = 2000  # 4 megapixels: the default MAX_IMAGE_PIXELS
 
 
@@ -168,38 +169,33 @@ def submit_labels(port: int, drawings: list[tuple[int, bytes]], submitters: int,
 def verify_store(labels_dir: Path, expected: dict[str, int]) -> list[str]:
     """Problems with the store, given {id: label} of every sample it must hold."""
     problems = []
-    found: dict[str, set[str]] = {}
-    for path in sorted(labels_dir.rglob("*")):
-        relative = path.relative_to(labels_dir).as_posix()
-        if path.is_dir():
-            if not re.fullmatch(r"[0-9]", relative):
-                problems.append(f"unexpected directory {relative}")
-            continue
-        if relative == ".lock":  # the store's lock file (see label_store.py)
-            continue
-        match = SAMPLE_FILE.match(relative)
-        if not match:
-            problems.append(f"stray file {relative}")
-            continue
-        found.setdefault(match.group(2), set()).add(match.group(3))
-    if set(found) != set(expected):
-        problems.append(f"{len(set(expected) - set(found))} submitted samples missing, "
-                        f"{len(set(found) - set(expected))} unexpected samples")
+    store = LabelStore(labels_dir)
+    try:
+        records = {record.id: record for record in store.iter_samples()}
+    finally:
+        store.close()
+    if set(records) != set(expected):
+        problems.append(f"{len(set(expected) - set(records))} submitted samples missing, "
+                        f"{len(set(records) - set(expected))} unexpected samples")
+    for path in sorted((labels_dir / "images").glob("*/*")):
+        if path.stem not in records:
+            problems.append(f"stray file {path.relative_to(labels_dir).as_posix()}")
     for sample_id, label in expected.items():
-        png_path = labels_dir / str(label) / f"{sample_id}.png"
-        json_path = labels_dir / str(label) / f"{sample_id}.json"
+        record = records.get(sample_id)
+        if record is None:
+            continue
         try:
-            metadata = json.loads(json_path.read_text(encoding="utf-8"))
-            with Image.open(png_path) as image:
+            png = record.png_path.read_bytes()
+            with Image.open(io.BytesIO(png)) as image:
                 image.load()
                 size = image.size
         except (OSError, ValueError) as exc:
             problems.append(f"{sample_id}: not whole ({exc})")
             continue
-        if metadata.get("id") != sample_id or metadata.get("label") != label:
-            problems.append(f"{sample_id}: metadata says id {metadata.get('id')} label {metadata.get('label')}")
-        if (metadata.get("width"), metadata.get("height")) != size:
-            problems.append(f"{sample_id}: metadata size differs from the PNG's {size}")
+        if record.label != label:
+            problems.append(f"{sample_id}: stored with label {record.label}, submitted as {label}")
+        if (record.width, record.height) != size or hashlib.sha256(png).hexdigest() != record.sha256:
+            problems.append(f"{sample_id}: metadata size or checksum differs from the PNG's")
     return problems
 
 
@@ -272,7 +268,9 @@ def main() -> int:
             memory.record("the /predict load")
 
             print(f"\n3. {args.submitters} label submitters x {args.per_submitter} each, at once")
-            before = {p.stem for p in labels_dir.glob("*/*.json")}
+            store = LabelStore(labels_dir)
+            earlier = {r.id: r.label for r in store.iter_samples()}  # the battery's valid submissions
+            store.close()
             started = time.perf_counter()
             outcomes = submit_labels(server.port, drawings, args.submitters, args.per_submitter)
             elapsed = time.perf_counter() - started
@@ -281,18 +279,17 @@ def main() -> int:
                 statuses[status] = statuses.get(status, 0) + 1
             submitted = {sample_id: label for status, label, sample_id in outcomes if status == 201}
             # The battery's valid submissions are in the store too; they must stay whole as well.
-            earlier = {}
-            for stem in before:
-                metadata = json.loads(next(labels_dir.glob(f"*/{stem}.json")).read_text())
-                earlier[stem] = metadata["label"]
             problems = verify_store(labels_dir, {**earlier, **submitted})
             total = args.submitters * args.per_submitter
+            # The same drawing under the same label is stored once (the store's duplicate rule).
+            distinct = len({drawings[i % len(drawings)] for i in range(total)})
             print(f"   {len(outcomes)} answers in {elapsed:.1f} s ({len(outcomes) / elapsed:.1f}/s): {statuses}")
-            print(f"   new whole samples on disk: {len(submitted)} of {total} "
-                  f"(plus {len(earlier)} from the battery); problems: {len(problems)}")
+            print(f"   whole samples stored: {len(set(submitted) - set(earlier))} new for {distinct} distinct "
+                  f"drawings in {total} submissions (plus {len(earlier)} from the battery); "
+                  f"problems: {len(problems)}")
             for problem in problems[:10]:
                 print(f"     {problem}")
-            if statuses != {201: total} or len(submitted) != total or problems:
+            if statuses != {201: total} or len(submitted) != distinct or problems:
                 failures.append("label submissions: not exactly every sample stored whole")
             memory.record("the label submissions")
 

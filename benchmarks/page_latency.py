@@ -81,7 +81,7 @@ def main():
         page.goto(url + "/")
         canvas = bs.by_testid(page, "canvas")
         for digit in digits:
-            # Pause with the pen down: the debounced prediction answers.
+            # Pause with the pen down: the live (throttled) prediction answers.
             bs.draw_with_mouse(page, canvas, digit.strokes, release_last=False)
             pause_ms.append(latency_after(page, "lastMove"))
             # Lift the pen: the immediate prediction answers.

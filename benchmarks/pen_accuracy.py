@@ -10,6 +10,10 @@ the drawing is only resized to 28x28 (the app this project follows), computed
 in the same run.
 
     python benchmarks/pen_accuracy.py [--pen-digits-path P] [--groups ced,imp] [--url URL]
+        [--backend auto|litert|keras]
+
+`--backend` serves the model through that inference backend (INFERENCE_BACKEND),
+so the figures can be compared between LiteRT and Keras.
 """
 from __future__ import annotations
 
@@ -35,7 +39,7 @@ from digit_recognition.datasets import load_pen_digits  # noqa: E402
 from digit_recognition.model import DigitClassifier  # noqa: E402
 from digit_recognition.strokes import STYLES, random_canvas_params, render_strokes, to_png_bytes  # noqa: E402
 from flask_app.config import DEFAULT_MODEL_PATH  # noqa: E402
-from digit_recognition.training import metadata_path_for  # noqa: E402
+from digit_recognition.model_files import metadata_path_for  # noqa: E402
 
 
 def naive_resize(png: bytes) -> np.ndarray:
@@ -63,6 +67,8 @@ def main() -> int:
     parser.add_argument("--url", help="measure a server already running here instead of starting one")
     parser.add_argument("--limit", type=int, help="at most this many digits (quick runs)")
     parser.add_argument("--seed", type=int, default=12345)
+    parser.add_argument("--backend", default="auto", choices=("auto", "litert", "keras"),
+                        help="INFERENCE_BACKEND of the server started here (default: %(default)s)")
     args = parser.parse_args()
 
     metadata_file = metadata_path_for(args.model_path)
@@ -112,7 +118,8 @@ def main() -> int:
     if args.url:
         run(args.url.rstrip("/"))
     else:
-        with serve_app(MODEL_PATH=args.model_path) as (url, _app):
+        with serve_app(MODEL_PATH=args.model_path, INFERENCE_BACKEND=args.backend) as (url, app):
+            print(f"served through: {app.extensions['recognizer'].classifier.backend}")
             run(url)
     elapsed = time.perf_counter() - started
 

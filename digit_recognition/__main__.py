@@ -3,6 +3,8 @@
     python -m digit_recognition train --output flask_app/model/digit_cnn.keras
     python -m digit_recognition prepare [--labels-dir DIR] [--output artifacts/collected_digits.npz]
     python -m digit_recognition finetune [--base-model M] [--dataset D] [--output O]
+    python -m digit_recognition labels {migrate, import DIR, sweep}   (see label_cli)
+    python -m digit_recognition convert MODEL.keras [--mnist-path P] [--pen-digits-path P]
 
 `prepare` and `finetune` call the same functions as custom_data_preparation.ipynb
 and model_training.ipynb's "Finetuning" section.
@@ -12,7 +14,11 @@ Exit status, so a scheduled job can chain the steps safely:
     0  done (finetune: the new model passed the acceptance gate and was written)
     1  crashed: an unexpected error, with its traceback (a bug to report)
     2  usage error or missing/unusable input (a one-line message; nothing written)
-    3  finetune: the new model failed the acceptance gate (nothing written)
+    3  finetune: the new model failed the acceptance gate (nothing written);
+       convert: LiteRT would answer differently from Keras (nothing written)
+
+`convert` gives an existing .keras its .tflite for the server (train and
+finetune write both already), checked on MNIST_PATH / PEN_DIGITS_PATH when set.
 
 TensorFlow is imported only by the step that needs it, so `--help` and usage
 errors answer at once.
@@ -102,6 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
                               help="save the model even if it is worse than the base model, or cannot be "
                                    "checked (no held-out drawings)")
     finetune_cmd.add_argument("--seed", type=int, default=0)
+
+    convert_cmd = commands.add_parser("convert", help="write MODEL.tflite beside MODEL.keras for the server")
+    convert_cmd.add_argument("model", help="the .keras file")
+    convert_cmd.add_argument("--mnist-path", help="MNIST .npz to check on (default: $MNIST_PATH)")
+    convert_cmd.add_argument("--pen-digits-path", help="pen digits to check on (default: $PEN_DIGITS_PATH)")
+
+    from . import label_cli
+
+    label_cli.add_parser(commands)
     return parser
 
 
@@ -132,10 +147,14 @@ def run_train(args) -> int:
 
 
 def run_prepare(args) -> int:
-    from . import finetuning
+    from . import finetuning, label_cli
+    from .paths import labels_dir_from_environment
 
-    labels_dir = args.labels_dir or finetuning.labels_dir_from_environment()
-    finetuning.prepare_collected_dataset(labels_dir, args.output,
+    labels_dir = Path(args.labels_dir or labels_dir_from_environment())
+    if not labels_dir.is_dir():  # opening a store would create it, empty
+        raise InputMissing(f"labels directory {labels_dir} does not exist")
+    store = label_cli.open_store_from_environment(str(labels_dir))
+    finetuning.prepare_collected_dataset(store, args.output,
                                          validation_fraction=args.validation_fraction, seed=args.seed)
     return EXIT_OK
 
@@ -159,7 +178,27 @@ def run_finetune(args) -> int:
     return EXIT_OK if result.accepted else EXIT_NOT_ACCEPTED
 
 
-COMMANDS = {"train": run_train, "prepare": run_prepare, "finetune": run_finetune}
+def run_labels(args) -> int:
+    from . import label_cli
+
+    return label_cli.run(args)
+
+
+def run_convert(args) -> int:
+    from .conversion import ConversionError, conversion_check_set, convert_model_file
+
+    require_file(args.model, "model file")
+    images, check_set = conversion_check_set(args.mnist_path, args.pen_digits_path)
+    try:
+        convert_model_file(args.model, images, check_set)
+    except ConversionError as exc:
+        print(exc)
+        return EXIT_NOT_ACCEPTED
+    return EXIT_OK
+
+
+COMMANDS = {"train": run_train, "prepare": run_prepare, "finetune": run_finetune, "convert": run_convert,
+            "labels": run_labels}
 
 
 def main(argv=None) -> int:

@@ -24,11 +24,13 @@ def fsync_directory(directory: str | os.PathLike) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes, mode: int = 0o644) -> None:
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, mode: int = 0o644, sync: bool = True) -> None:
     """Write `data` to `path` so that `path` is always either absent/old or whole.
 
     The temp file is hidden (``.<name>.<random>.tmp``) in the same directory,
     so the rename never crosses file systems and sweepers can recognise it.
+    `sync=False` skips the fsyncs, for bulk writers that sync the file system
+    once for many files (os.sync()) before they rely on them.
     """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -37,10 +39,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, mode: int = 0o644) 
             os.fchmod(handle.fileno(), mode)  # mkstemp makes it 0600
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if sync:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    fsync_directory(path.parent)
+    if sync:
+        fsync_directory(path.parent)

@@ -2,7 +2,7 @@
 
 Two steps, each one function that the notebooks and the command line share:
 
-- `prepare_collected_dataset` reads the label store (`LABELS_DIR`), keeps only
+- `prepare_collected_dataset` reads the label store through its API, keeps only
   samples that are whole and consistent, drops exact duplicates, preprocesses
   each drawing with the one shared `preprocess_drawing`, splits train and
   validation deterministically, and writes one .npz atomically.
@@ -18,7 +18,6 @@ import datetime as dt
 import hashlib
 import io
 import json
-import os
 import platform
 import zipfile
 from dataclasses import dataclass, field
@@ -29,38 +28,23 @@ import numpy as np
 from . import datasets
 from .atomic_files import atomic_write_bytes
 from .errors import DrawingError, EmptyDrawingError
-from .label_store import LabelStore, is_valid_id
+from .label_store import LabelStore
+from .paths import (ARTIFACTS_DIR, DEFAULT_DATASET_PATH, DEFAULT_FINETUNED_MODEL_PATH,  # noqa: F401
+                    DEFAULT_LABELS_DIR, REPO_ROOT, labels_dir_from_environment, served_model_path)
+from .paths import DEFAULT_MODEL_PATH as DEFAULT_SERVED_MODEL_PATH  # noqa: F401
 from .preprocessing import MNIST_SIZE, preprocess_drawing
+from .model_files import metadata_path_for, read_metadata, tflite_path_for
 
 # `training` and `evaluation` import TensorFlow (~4 s): they are imported inside
 # the functions that touch a model, so `prepare` and `--help` start at once.
 
 DATASET_FORMAT = "collected-digits/1"
 
-# Where things are when nothing else is said: the app's own defaults in a
-# checkout (Flask's instance folder for `flask_app` is <repo>/instance), and
-# /artifacts/ (git-ignored) for what the notebooks and commands produce.
-REPO_ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS_DIR = REPO_ROOT / "artifacts"
-DEFAULT_LABELS_DIR = REPO_ROOT / "instance" / "labels"
-DEFAULT_SERVED_MODEL_PATH = REPO_ROOT / "flask_app" / "model" / "digit_cnn.keras"
-DEFAULT_DATASET_PATH = ARTIFACTS_DIR / "collected_digits.npz"
-DEFAULT_FINETUNED_MODEL_PATH = ARTIFACTS_DIR / "best_model_fine_tuning.keras"
-
-
 class CollectedDataError(ValueError):
     """The collected drawings cannot be used as asked: an empty label store, a
     file that is not a prepared dataset, nothing to train or validate on."""
 
 
-def labels_dir_from_environment() -> Path:
-    """$LABELS_DIR as the app reads it, else the app's default."""
-    return Path(os.environ.get("LABELS_DIR") or DEFAULT_LABELS_DIR)
-
-
-def served_model_path() -> Path:
-    """$MODEL_PATH as the app reads it, else the shipped model."""
-    return Path(os.environ.get("MODEL_PATH") or DEFAULT_SERVED_MODEL_PATH)
 # Two drawings whose 28x28 model inputs differ by less than this RMS (ink in
 # [0, 1]) count as the same drawing sent again (moved, recoloured, from a
 # resized canvas). Measured on pen digits: the same strokes moved and
@@ -134,18 +118,13 @@ class _Candidate:
     image: np.ndarray
 
 
-def _validate(record) -> tuple[_Candidate | None, str | None]:
+def _validate(store: LabelStore, record) -> tuple[_Candidate | None, str | None]:
     """One label-store record -> (candidate, None) or (None, why it is unusable)."""
     label = record.label
     if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or not 0 <= label <= 9:
         return None, "label is not a digit 0-9"
-    png_path = Path(record.png_path)
-    if png_path.parent.name != str(label):
-        return None, "label disagrees with the sample's directory"
-    if png_path.stem != str(record.id):
-        return None, "id disagrees with the file name"
     try:
-        png_bytes = png_path.read_bytes()
+        png_bytes = store.read_png(record)
     except OSError:
         return None, "image file missing or unreadable"  # e.g. deleted while we read
     if record.sha256 is not None and hashlib.sha256(png_bytes).hexdigest() != record.sha256:
@@ -161,19 +140,6 @@ def _validate(record) -> tuple[_Candidate | None, str | None]:
     if (record.width, record.height) != (width, height):
         return None, "image size disagrees with its metadata"
     return _Candidate(str(record.id), int(label), str(record.created_at), image), None
-
-
-def _committed_sample_ids(labels_dir: Path) -> set[str]:
-    """Ids with both <digit>/<id>.json and <digit>/<id>.png: the store's samples."""
-    ids = set()
-    for digit in range(10):
-        directory = labels_dir / str(digit)
-        names = set(os.listdir(directory)) if directory.is_dir() else set()
-        for name in names:
-            stem, _, extension = name.partition(".")
-            if extension == "json" and is_valid_id(stem) and f"{stem}.png" in names:
-                ids.add(stem)
-    return ids
 
 
 def _image_key(image: np.ndarray) -> bytes:
@@ -232,33 +198,32 @@ def _npz_bytes(arrays: dict) -> bytes:
     return buffer.getvalue()
 
 
-def prepare_collected_dataset(labels_dir: str | Path, output_path: str | Path, *,
+def prepare_collected_dataset(store: LabelStore | str | Path, output_path: str | Path, *,
                               validation_fraction: float = 0.2, seed: int = 0,
                               log=print) -> PrepareReport:
-    """Label store -> validated, de-duplicated, preprocessed, split .npz file."""
+    """Label store -> validated, de-duplicated, preprocessed, split .npz file.
+
+    `store` is a LabelStore (as `python -m digit_recognition prepare` opens it
+    from the app's settings) or a LABELS_DIR holding the default SQLite store.
+    Samples are read through the store's API only: its listing and its images.
+    """
     if not 0.0 <= validation_fraction < 1.0:
         raise ValueError("validation_fraction must be in [0, 1)")
-    labels_dir = Path(labels_dir)
-    if not labels_dir.is_dir():
-        raise FileNotFoundError(f"labels directory {labels_dir} does not exist")
+    if not isinstance(store, LabelStore):
+        if not Path(store).is_dir():
+            raise FileNotFoundError(f"labels directory {store} does not exist")
+        store = LabelStore(store)
 
     invalid: dict[str, int] = {}
     candidates: list[_Candidate] = []
-    committed = _committed_sample_ids(labels_dir)
-    listed = set()
-    for record in LabelStore(labels_dir).iter_samples():
-        listed.add(record.id)
-        candidate, reason = _validate(record)
+    samples_read = 0
+    for record in store.iter_samples():
+        samples_read += 1
+        candidate, reason = _validate(store, record)
         if reason:
             invalid[reason] = invalid.get(reason, 0) + 1
         else:
             candidates.append(candidate)
-    # The store skips samples whose metadata it cannot read; count them too,
-    # so a damaged store shows up in the report instead of as a smaller set.
-    unreadable = len(committed - listed)
-    if unreadable:
-        invalid["metadata unreadable"] = unreadable
-    samples_read = len(listed) + unreadable
 
     # Exact duplicates: keep the first submitted copy. Copies that disagree on
     # the label are all dropped: the drawing is ambiguous or one is a mistake,
@@ -282,7 +247,7 @@ def prepare_collected_dataset(labels_dir: str | Path, output_path: str | Path, *
             found += ", none usable: " + ", ".join(f"{n} {why}" for why, n in sorted(invalid.items()))
         elif conflicting:
             found += f", {conflicting} dropped as copies with conflicting labels"
-        raise CollectedDataError(f"no usable labelled drawings in {labels_dir} ({found}); "
+        raise CollectedDataError(f"no usable labelled drawings in the label store at {store.root} ({found}); "
                                  "collect some on the /labeling page first. Nothing written.")
 
     # Split whole near-duplicate groups, each by its earliest sample's id.
@@ -400,13 +365,6 @@ def _percent(value: float) -> str:
     return "n/a" if np.isnan(value) else f"{value:.2%}"
 
 
-def _read_metadata(model_path: str | Path) -> dict:
-    from .training import metadata_path_for
-
-    path = metadata_path_for(model_path)
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-
-
 def _evaluate(classifier, collected_x, collected_y, mnist_x, mnist_y) -> dict[str, float]:
     from .evaluation import accuracy_of, predict_digits
 
@@ -447,14 +405,14 @@ def finetune(config: FinetuneConfig, output_path: str | Path | None = None, log=
     import tensorflow as tf
 
     from .model import DigitClassifier
-    from .training import fit, metadata_path_for, model_version, resolve_path, save_model
+    from .training import fit, model_version, resolve_path, save_model
 
     mnist_path = resolve_path(config.mnist_path, datasets.MNIST_PATH_ENV)
     (mnist_x, mnist_y), (mnist_test_x, mnist_test_y) = datasets.load_mnist(mnist_path)
     if config.mnist_test_limit:
         mnist_test_x, mnist_test_y = mnist_test_x[:config.mnist_test_limit], mnist_test_y[:config.mnist_test_limit]
 
-    base_metadata = _read_metadata(config.base_model_path)
+    base_metadata = read_metadata(config.base_model_path)
     model = keras.models.load_model(config.base_model_path, compile=False)
     before = _evaluate(DigitClassifier(model), collected.x_validation, collected.y_validation,
                        mnist_test_x, mnist_test_y)
@@ -525,9 +483,13 @@ def finetune(config: FinetuneConfig, output_path: str | Path | None = None, log=
     if reasons:
         log("not saved: " + "; ".join(reasons))
     elif output_path is not None:
-        save_model(model, output_path, metadata)
+        # The served form (.tflite) is checked on the digits just measured.
+        metadata = save_model(model, output_path, metadata,
+                              np.concatenate([mnist_test_x, collected.x_validation]),
+                              f"MNIST test {len(mnist_test_x)} + collected validation "
+                              f"{len(collected.x_validation)}")
         saved_path = str(output_path)
-        log(f"saved {output_path} and {metadata_path_for(output_path)}")
+        log(f"saved {output_path}, {tflite_path_for(output_path)} and {metadata_path_for(output_path)}")
     return FinetuneResult(model, history, metadata, before, after, not reasons, reasons, saved_path)
 
 

@@ -146,6 +146,11 @@ def shrink_to_working_size(image: Image.Image, max_side: int = MAX_WORKING_SIDE)
     return image.reduce(factor)
 
 
+def decode_drawing_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """PNG bytes -> a decoded Pillow image, at most MAX_WORKING_SIDE a side."""
+    return shrink_to_working_size(open_image(data, max_pixels=max_pixels))
+
+
 def decode_drawing(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """PNG bytes -> float32 RGBA array in [0, 1], at most MAX_WORKING_SIDE a side."""
-    return image_to_rgba(shrink_to_working_size(open_image(data, max_pixels=max_pixels)))
+    return image_to_rgba(decode_drawing_image(data, max_pixels=max_pixels))

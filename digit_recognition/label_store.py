@@ -1,50 +1,35 @@
 """The labelled-drawings store: the dataset people build by drawing.
 
-Layout (shared with the fine-tuning code, which reads it through this module)::
+Two parts, each doing what it is good at:
 
-    <root>/<digit>/<id>.png    the drawing, decoded and re-encoded here (never the client's bytes)
-    <root>/<digit>/<id>.json   its metadata: id, label, created_at (UTC ISO 8601), prediction,
-                               confidence, model_version, width, height, sha256 (of the PNG)
-    <root>/.lock               serialises relabel, delete and the start-up sweep across processes
+- **Images are files** under ``<root>/images/<first two hex digits of id>/<id>.png``
+  (``root`` is LABELS_DIR, a Cloud Storage volume on Cloud Run), each one
+  decoded, shrunk to at most 512 px a side and re-encoded here (never the
+  client's bytes), written atomically and fsynced.
+- **Metadata is a database row** (`label_database`: SQLite by default,
+  PostgreSQL by LABELS_DATABASE_URL). Listing, filters, counts and pagination
+  are indexed queries, so none of them grows with the store.
 
-Crash safety rests on three rules:
+Crash safety rests on one rule: **the row is the commit point.** A save
+writes the image first and commits its row second, so every row names a whole
+image; a crash in between leaves only an image no row names (an orphan). A
+delete commits the row's removal first and unlinks the image second; a crash
+in between leaves, again, only an orphan. Relabel touches only the row (the
+image path does not depend on the label), so it is one transaction. Orphans
+and temp files older than a grace period are removed by `sweep()`, which the
+web app runs in the background and `python -m digit_recognition labels sweep`
+runs on demand; nothing proportional to the store happens at start-up.
 
-1. Every file is written atomically: a temp file in the same directory (hidden name
-   ``.<id>.<ext>.<random>.tmp``), written, flushed, fsynced, renamed over its final
-   name, then the directory fsynced. A file under its final name is therefore whole.
-2. A sample is committed by its JSON: the PNG is written first and the JSON last,
-   so a sample exists iff its JSON exists (and then its PNG is whole). A crash
-   mid-save leaves at most a temp file or a PNG without JSON (an orphan); listing
-   ignores both and `sweep()` deletes them once they are older than a grace period
-   (so a sweep in one worker never races a save in progress in another).
-3. Delete removes the JSON first (the commit point: the sample is gone), then the PNG.
-
-Relabel moves a sample from digit A to digit B with a single commit point, the
-rename of the JSON from A/ to B/ (one atomic rename within the store's file
-system), so a crash never leaves it listed twice or not at all:
-
-    step 1  copy A/<id>.png to B/<id>.png (atomically)   crash: B/<id>.png is an orphan, swept;
-                                                          the sample is still A, once
-    step 2  rewrite A/<id>.json with label B (atomically) crash: listed once, label B, PNG in A;
-                                                          the sweep rolls the move forward
-    step 3  rename A/<id>.json -> B/<id>.json (commit)    crash: listed once under B;
-                                                          A/<id>.png is an orphan, swept
-    step 4  remove A/<id>.png
-
-Writing B/<id>.json as a new file before removing A/<id>.json would instead leave
-a window with the sample listed twice; removing A's JSON first, a window with it
-listed nowhere.
-
-The store holds no state besides the directory, so any number of processes may
-use it at once: saves never collide (fresh uuid4 ids), and the rarer mutations
-take an flock on ``<root>/.lock`` (plus a thread lock; best effort where the file
-system has no locks, as on a Cloud Storage FUSE mount).
+Exact duplicates (the same stored image bytes under the same label) are kept
+once: a unique index on (sha256, label) decides, also between processes, and
+a second save answers the first sample (``duplicate=True``).
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
-import fcntl
+import errno
 import hashlib
 import io
 import json
@@ -54,28 +39,34 @@ import re
 import threading
 import time
 import uuid
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterator, Mapping
+from typing import BinaryIO, Iterable, Iterator, Mapping
 
 from PIL import Image
+from sqlalchemy import delete, func, insert, select, tuple_, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from . import label_database as db
 from .atomic_files import atomic_write_bytes, fsync_directory
-from .imaging import DEFAULT_MAX_PIXELS, image_to_rgba, open_image
+from .errors import DrawingError
+from .imaging import DEFAULT_MAX_PIXELS, MAX_WORKING_SIDE, image_to_rgba, open_image, shrink_to_working_size
+from .paths import DEFAULT_DATABASE_NAME
 
 log = logging.getLogger(__name__)
 
 DIGITS = tuple(range(10))
 ID_PATTERN = re.compile(r"[0-9a-f]{32}")  # uuid4().hex
-_SAMPLE_FILE = re.compile(r"([0-9a-f]{32})\.(png|json)")
+IMAGES_DIR = "images"
+_SHARD = re.compile(r"[0-9a-f]{2}")
+_IMAGE_FILE = re.compile(r"([0-9a-f]{32})\.png")
 _TEMP_FILE = re.compile(r"\..*\.tmp")
-DEFAULT_SWEEP_GRACE_SECONDS = 30.0  # a save takes milliseconds; this is a wide margin
+# A save writes its image, then waits at most the database's busy timeout
+# (30 s) to commit its row; an image this much older with no row is an orphan.
+DEFAULT_SWEEP_GRACE_SECONDS = 600.0
+MAX_STORED_SIDE = MAX_WORKING_SIDE  # the model reads drawings at most this size; more is waste
 EXPORT_FORMAT = "digit-labels/1"
-_LOCK_NAME = ".lock"
-# Metadata keys every sidecar has; anything else is carried along untouched.
-_CORE_KEYS = ("id", "label", "created_at", "prediction", "confidence", "model_version",
-              "width", "height")
+_BATCH = 500
 
 
 def is_valid_id(sample_id: object) -> bool:
@@ -89,8 +80,42 @@ def validate_label(label: object) -> int:
     return label
 
 
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
 def utc_now_iso() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
+    return iso(utc_now())
+
+
+def iso(moment: dt.datetime) -> str:
+    """UTC ISO 8601 with microseconds and +00:00 (naive values are UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return moment.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+def _naive_utc(moment: dt.datetime) -> dt.datetime:
+    """What the database stores: UTC without a zone (SQLite has no zones)."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return moment
+
+
+class StoreFullError(Exception):
+    """The store holds LABELS_MAX_SAMPLES samples already."""
+
+
+class DuplicateSampleError(Exception):
+    """A relabel would make a sample an exact copy of another under that label."""
+
+    def __init__(self, message: str, existing_id: str):
+        super().__init__(message)
+        self.existing_id = existing_id
+
+
+class LabelStorageError(OSError):
+    """The metadata database refused or failed (an OSError, like a refused file write)."""
 
 
 @dataclass(frozen=True)
@@ -99,64 +124,85 @@ class SampleRecord:
 
     id: str
     label: int
-    created_at: str
+    created_at: str  # UTC ISO 8601
     prediction: int | None
     confidence: float | None
     model_version: str | None
     width: int
     height: int
     png_path: Path
+    sha256: str | None = None
+    model_verdict: str | None = None
+    previous_label: int | None = None
+    relabeled_at: str | None = None
     extra: Mapping = field(default_factory=dict, compare=False, repr=False)
+    # True when a save found this exact drawing already stored under this label.
+    duplicate: bool = field(default=False, compare=False)
 
     @property
     def disagreed(self) -> bool:
         """The model's prediction at submit time differs from the label."""
         return self.prediction is not None and self.prediction != self.label
 
-    @property
-    def sha256(self) -> str | None:
-        return self.extra.get("sha256")
-
     def metadata(self) -> dict:
-        """The sidecar JSON's content."""
-        data = {key: getattr(self, key) for key in _CORE_KEYS}
+        """The sample's metadata as the export's sidecar JSON holds it."""
+        data = {key: getattr(self, key) for key in
+                ("id", "label", "created_at", "prediction", "confidence", "model_version",
+                 "width", "height", "sha256")}
+        for optional in ("model_verdict", "previous_label", "relabeled_at"):
+            if getattr(self, optional) is not None:
+                data[optional] = getattr(self, optional)
         data.update({k: v for k, v in self.extra.items() if k not in data})
         return data
-
-    @classmethod
-    def from_metadata(cls, data: Mapping, png_path: Path) -> "SampleRecord":
-        if not is_valid_id(data.get("id")):
-            raise ValueError("metadata has no valid id")
-        return cls(
-            id=data["id"],
-            label=validate_label(data.get("label")),
-            created_at=str(data["created_at"]),
-            prediction=data.get("prediction"),
-            confidence=data.get("confidence"),
-            model_version=data.get("model_version"),
-            width=int(data["width"]),
-            height=int(data["height"]),
-            png_path=png_path,
-            extra={k: v for k, v in data.items() if k not in _CORE_KEYS},
-        )
 
 
 @dataclass(frozen=True)
 class SweepReport:
     temp_files_removed: int = 0
-    orphan_pngs_removed: int = 0
-    relabels_completed: int = 0
+    orphan_images_removed: int = 0
 
 
-def encode_png(png_bytes: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[bytes, int, int]:
+@dataclass(frozen=True)
+class NewSample:
+    """A sample to add with its identity already decided (import keeps ids and dates)."""
+
+    png: bytes  # as received; re-encoded on the way in
+    label: int
+    sample_id: str
+    created_at: dt.datetime
+    prediction: int | None = None
+    confidence: float | None = None
+    model_version: str | None = None
+    model_verdict: str | None = None
+    previous_label: int | None = None
+    relabeled_at: dt.datetime | None = None
+    extra: Mapping = field(default_factory=dict)
+
+
+@dataclass
+class ImportReport:
+    imported: int = 0
+    already_present: int = 0  # same id already in the store: an import run again
+    duplicates: int = 0  # same image and label as a stored sample
+    invalid: dict[str, int] = field(default_factory=dict)  # reason -> count
+
+    def count_invalid(self, reason: str) -> None:
+        self.invalid[reason] = self.invalid.get(reason, 0) + 1
+
+
+def encode_png(png_bytes: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
+               max_side: int = MAX_STORED_SIDE) -> tuple[bytes, int, int]:
     """Decode untrusted PNG bytes and re-encode them as a clean RGBA PNG.
 
     Only pixels survive: no ancillary chunks, no odd bit depths or palettes from
-    the client. 16-bit greyscale goes through `image_to_rgba`, which scales it
-    the way the model's preprocessing does (Pillow's convert() would clip it).
-    Returns (png, width, height); raises DrawingError subclasses on bad input.
+    the client. A drawing larger than `max_side` is box-averaged down first,
+    exactly as the model's preprocessing does, so the stored image gives the
+    model the same input as the original. 16-bit greyscale goes through
+    `image_to_rgba`, which scales it the way preprocessing does (Pillow's
+    convert() would clip it). Returns (png, width, height); raises DrawingError
+    subclasses on bad input.
     """
-    image = open_image(png_bytes, max_pixels=max_pixels)
+    image = shrink_to_working_size(open_image(png_bytes, max_pixels=max_pixels), max_side)
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
         rgba = (image_to_rgba(image) * 255.0 + 0.5).astype("uint8")
         image = Image.fromarray(rgba, mode="RGBA")
@@ -167,336 +213,439 @@ def encode_png(png_bytes: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[
     return buffer.getvalue(), image.width, image.height
 
 
-def _metadata_bytes(data: Mapping) -> bytes:
-    return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8")
+@contextlib.contextmanager
+def _database_errors():
+    """Database failures as OSError (ENOSPC when it is full), so callers
+    handle a refused row as they handle a refused file write."""
+    try:
+        yield
+    except IntegrityError:
+        raise
+    except DBAPIError as error:
+        reason = str(error.orig)
+        full = "full" in reason.lower() or getattr(error.orig, "sqlstate", None) == "53100"
+        raise LabelStorageError(errno.ENOSPC if full else errno.EIO, f"label database: {reason}") from error
 
 
 class LabelStore:
-    """Labelled drawings under one directory. Thread- and process-safe."""
+    """Labelled drawings: images under `root`, metadata in a database. Thread- and process-safe.
 
-    def __init__(self, root: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
+    `database_url` None means an SQLite file inside `root`. `max_samples` None
+    means no cap. Creating a store connects to nothing; the first operation
+    brings the schema up to date (one small query when it already is).
+    """
+
+    def __init__(self, root: str | os.PathLike, database_url: str | None = None, *,
+                 max_pixels: int = DEFAULT_MAX_PIXELS, max_samples: int | None = None,
                  sweep_grace_seconds: float = DEFAULT_SWEEP_GRACE_SECONDS):
         self.root = Path(root)
+        self.images_dir = self.root / IMAGES_DIR
         self.max_pixels = max_pixels
+        self.max_samples = max_samples
         self.sweep_grace_seconds = sweep_grace_seconds
-        self._thread_lock = threading.Lock()
-        # digit -> {id: (stat key of its JSON, record)}: listing re-reads only
-        # what changed, which matters most on a network volume.
-        self._records_cache: dict[int, dict[str, tuple[tuple, SampleRecord]]] = {}
+        self._uses_default_database = database_url is None
+        self.database_url = database_url or db.sqlite_url_for(self.root, DEFAULT_DATABASE_NAME)
+        self.engine = db.create_database_engine(self.database_url)
+        self._schema_ready = False
+        self._schema_lock = threading.Lock()
 
-    # -- paths ---------------------------------------------------------------
+    def __repr__(self) -> str:
+        return f"LabelStore({str(self.root)!r}, {self.engine.url.render_as_string(hide_password=True)!r})"
 
-    def _digit_dir(self, label: int) -> Path:
-        return self.root / str(validate_label(label))
+    def close(self) -> None:
+        self.engine.dispose()
 
-    def _ensure_digit_dir(self, label: int) -> Path:
-        directory = self._digit_dir(label)
-        if not directory.is_dir():
-            directory.mkdir(parents=True, exist_ok=True)
-            fsync_directory(self.root)  # the new directory's entry must outlive a power cut too
-        return directory
+    # -- plumbing ----------------------------------------------------------------
 
-    def _existing_digit_dirs(self) -> Iterator[tuple[int, Path]]:
-        for digit in DIGITS:
-            directory = self.root / str(digit)
-            if directory.is_dir():
-                yield digit, directory
-
-    def _locate(self, sample_id: str) -> tuple[int, Path] | None:
-        """The digit directory holding the sample's JSON (None: no such sample)."""
-        if not is_valid_id(sample_id):
-            return None  # never build a path from anything but a well-formed id
-        for digit, directory in self._existing_digit_dirs():
-            if (directory / f"{sample_id}.json").is_file() and (directory / f"{sample_id}.png").is_file():
-                return digit, directory
-        return None
+    def ensure_schema(self) -> bool:
+        """Create or migrate the database schema, once per store object; True if a migration ran."""
+        if self._schema_ready:
+            return False
+        with self._schema_lock:
+            if self._schema_ready:
+                return False
+            if self._uses_default_database:
+                self.root.mkdir(parents=True, exist_ok=True)
+            with _database_errors():
+                ran = db.migrate(self.engine)
+            self._schema_ready = True
+            return ran
 
     @contextlib.contextmanager
-    def _mutation_lock(self):
-        """Serialise relabel, delete and sweep across threads and processes."""
-        with self._thread_lock:
-            self.root.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.root / _LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX)
-                except OSError as exc:  # no locks on this file system: threads are still serialised
-                    log.warning("label store: flock unavailable (%s); locking within this process only", exc)
-                yield
-            finally:
-                os.close(fd)  # releases the flock
+    def _reading(self):
+        self.ensure_schema()
+        with _database_errors(), self.engine.connect() as connection, connection.begin():
+            yield connection
 
-    # -- reading -------------------------------------------------------------
+    @contextlib.contextmanager
+    def _writing(self):
+        self.ensure_schema()
+        with _database_errors(), self.engine.connect() as connection:
+            connection = connection.execution_options(**db.WRITE)
+            with connection.begin():
+                yield connection
 
-    def _read_record(self, directory: Path, sample_id: str) -> SampleRecord | None:
-        try:
-            data = json.loads((directory / f"{sample_id}.json").read_bytes())
-            record = SampleRecord.from_metadata(data, directory / f"{sample_id}.png")
-        except FileNotFoundError:
-            return None  # deleted or moved since the directory was listed
-        except (ValueError, KeyError, TypeError) as exc:
-            log.warning("label store: skipping unreadable metadata %s/%s.json: %s",
-                        directory.name, sample_id, exc)
-            return None
-        if record.id != sample_id:
-            log.warning("label store: skipping %s/%s.json: it names id %s",
-                        directory.name, sample_id, record.id)
-            return None
-        return record
+    def image_path(self, sample_id: str) -> Path:
+        if not is_valid_id(sample_id):
+            raise ValueError("not a sample id")  # never build a path from anything else
+        return self.images_dir / sample_id[:2] / f"{sample_id}.png"
 
-    def _cached_record(self, directory: Path, sample_id: str, cached: dict, seen: dict) -> SampleRecord | None:
-        """The sample's record, parsed again only if its JSON file changed.
+    def _record(self, row) -> SampleRecord:
+        return SampleRecord(
+            id=row.id, label=int(row.label), created_at=iso(row.created_at),
+            prediction=None if row.prediction is None else int(row.prediction),
+            confidence=row.confidence, model_version=row.model_version,
+            width=int(row.width), height=int(row.height), png_path=self.image_path(row.id),
+            sha256=row.sha256, model_verdict=row.model_verdict,
+            previous_label=None if row.previous_label is None else int(row.previous_label),
+            relabeled_at=None if row.relabeled_at is None else iso(row.relabeled_at),
+            extra=json.loads(row.extra) if row.extra else {})
 
-        Every write replaces the JSON by rename, so a changed sidecar has a new
-        inode, mtime or size. A file replaced between the stat and the read is
-        cached under the old key, which no later stat matches: it is re-read.
-        """
-        try:
-            stat = os.stat(os.path.join(directory, f"{sample_id}.json"))
-        except FileNotFoundError:
-            return None
-        key = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
-        hit = cached.get(sample_id)
-        record = hit[1] if hit is not None and hit[0] == key else self._read_record(directory, sample_id)
-        if record is not None:
-            seen[sample_id] = (key, record)
-        return record
-
-    def _scan(self, label: int | None = None) -> list[SampleRecord]:
-        """Every committed sample (JSON and PNG both present), each once."""
-        digits = DIGITS if label is None else (validate_label(label),)
-        found: dict[str, SampleRecord] = {}
-        for digit in digits:
-            directory = self.root / str(digit)
-            try:
-                names = set(os.listdir(directory))
-            except FileNotFoundError:
-                self._records_cache.pop(digit, None)
-                continue
-            cached = self._records_cache.get(digit, {})
-            seen: dict[str, tuple[tuple, SampleRecord]] = {}
-            for name in names:
-                match = _SAMPLE_FILE.fullmatch(name)
-                if not match or match.group(2) != "json" or f"{match.group(1)}.png" not in names:
-                    continue  # temp files, orphan PNGs, anything else
-                record = self._cached_record(directory, match.group(1), cached, seen)
-                if record is None:
-                    continue
-                # A sample seen twice is a relabel caught mid-rename by this scan:
-                # keep the copy whose directory agrees with its label.
-                previous = found.get(record.id)
-                if previous is None or record.png_path.parent.name == str(record.label):
-                    found[record.id] = record
-            self._records_cache[digit] = seen  # forgets what is gone
-        if label is not None:
-            # A JSON left in the old directory mid-relabel says its new label.
-            return [r for r in found.values() if r.label == label]
-        return list(found.values())
+    # -- reading -------------------------------------------------------------------
 
     def list(self, label: int | None = None, disagreed: bool | None = None,
+             since: dt.datetime | None = None, until: dt.datetime | None = None,
              limit: int | None = None, offset: int = 0) -> tuple[int, list[SampleRecord]]:
-        """(total matching, one page of them), newest first."""
-        records = self._scan(label)
+        """(total matching, one page of them), newest first; `since` <= created_at < `until`."""
+        samples = db.samples
+        conditions = []
+        if label is not None:
+            conditions.append(samples.c.label == validate_label(label))
         if disagreed is not None:
-            records = [r for r in records if r.disagreed == disagreed]
-        records.sort(key=lambda r: (r.created_at, r.id), reverse=True)
-        end = None if limit is None else offset + limit
-        return len(records), records[offset:end]
+            conditions.append(samples.c.disagreed == bool(disagreed))
+        if since is not None:
+            conditions.append(samples.c.created_at >= _naive_utc(since))
+        if until is not None:
+            conditions.append(samples.c.created_at < _naive_utc(until))
+        page = (select(samples).where(*conditions)
+                .order_by(samples.c.created_at.desc(), samples.c.id.desc()).offset(offset))
+        if limit is not None:
+            page = page.limit(limit)
+        with self._reading() as connection:
+            if conditions:
+                total = connection.execute(select(func.count()).select_from(samples).where(*conditions)).scalar_one()
+            else:
+                total = self._total(connection)
+            rows = connection.execute(page).all()
+        return int(total), [self._record(row) for row in rows]
 
-    def iter_samples(self) -> Iterator[SampleRecord]:
-        """Every whole sample, ordered by label then creation time (for training and export)."""
-        records = self._scan()
-        records.sort(key=lambda r: (r.label, r.created_at, r.id))
-        yield from records
+    @staticmethod
+    def _total(connection) -> int:
+        return int(connection.execute(select(db.store_totals.c.samples)
+                                      .where(db.store_totals.c.id == 1)).scalar_one())
 
     def count(self) -> int:
-        return len(self._scan())
+        with self._reading() as connection:
+            return self._total(connection)
+
+    def iter_samples(self, batch_size: int = _BATCH) -> Iterator[SampleRecord]:
+        """Every sample, by label then creation time, fetched a page at a time
+        (keyset pagination: no long transaction, no memory growth)."""
+        samples = db.samples
+        order = (samples.c.label, samples.c.created_at, samples.c.id)
+        after = None
+        while True:
+            query = select(samples).order_by(*order).limit(batch_size)
+            if after is not None:
+                query = query.where(tuple_(*order) > tuple_(*after))
+            with self._reading() as connection:
+                rows = connection.execute(query).all()
+            for row in rows:
+                yield self._record(row)
+            if len(rows) < batch_size:
+                return
+            after = (rows[-1].label, rows[-1].created_at, rows[-1].id)
 
     def get(self, sample_id: str) -> SampleRecord | None:
-        location = self._locate(sample_id)
-        if location is None:
+        if not is_valid_id(sample_id):
             return None
-        return self._read_record(location[1], sample_id)
+        with self._reading() as connection:
+            row = connection.execute(select(db.samples).where(db.samples.c.id == sample_id)).first()
+        return None if row is None else self._record(row)
 
     def png_path(self, sample_id: str) -> Path | None:
         record = self.get(sample_id)
         return None if record is None else record.png_path
 
-    # -- writing -------------------------------------------------------------
+    def read_png(self, record: SampleRecord) -> bytes:
+        """The stored image's bytes (FileNotFoundError if it was deleted meanwhile)."""
+        return self.image_path(record.id).read_bytes()
+
+    # -- writing -------------------------------------------------------------------
 
     def save(self, png_bytes: bytes, label: int, prediction: int | None = None,
-             confidence: float | None = None, model_version: str | None = None) -> SampleRecord:
+             confidence: float | None = None, model_version: str | None = None,
+             model_verdict: str | None = None) -> SampleRecord:
         """Store a drawing under `label`. Durable when this returns.
 
-        Raises ValueError for a bad label, DrawingError subclasses for a bad
-        image (nothing is written in either case) and OSError when the disk
-        refuses the write (nothing is left behind: the PNG is removed if the
-        JSON cannot be written).
+        Returns the new sample, or the stored one (``duplicate=True``) when the
+        same drawing is already stored under this label. Raises ValueError for
+        a bad label, DrawingError subclasses for a bad image (nothing is
+        written in either case), StoreFullError at the cap, and OSError when
+        the disk or the database refuses the write (nothing is left behind).
         """
         label = validate_label(label)
         clean_png, width, height = encode_png(png_bytes, self.max_pixels)
-        sample_id = uuid.uuid4().hex
-        directory = self._ensure_digit_dir(label)
-        metadata = {
-            "id": sample_id,
-            "label": label,
-            "created_at": utc_now_iso(),
-            "prediction": None if prediction is None else int(prediction),
-            "confidence": None if confidence is None else float(confidence),
-            "model_version": model_version,
-            "width": width,
-            "height": height,
+        sample = NewSample(clean_png, label, uuid.uuid4().hex, utc_now(), prediction=prediction,
+                           confidence=confidence, model_version=model_version, model_verdict=model_verdict)
+        return self._add(sample, clean_png, width, height)
+
+    def _row(self, sample: NewSample, clean_png: bytes, width: int, height: int) -> dict:
+        prediction = None if sample.prediction is None else int(sample.prediction)
+        return {
+            "id": sample.sample_id, "label": sample.label, "created_at": _naive_utc(sample.created_at),
+            "prediction": prediction,
+            "confidence": None if sample.confidence is None else float(sample.confidence),
+            "model_version": sample.model_version, "model_verdict": sample.model_verdict,
+            "disagreed": prediction is not None and prediction != sample.label,
+            "width": width, "height": height, "byte_size": len(clean_png),
             "sha256": hashlib.sha256(clean_png).hexdigest(),
+            "previous_label": sample.previous_label,
+            "relabeled_at": None if sample.relabeled_at is None else _naive_utc(sample.relabeled_at),
+            "extra": json.dumps(dict(sample.extra), sort_keys=True) if sample.extra else None,
         }
-        png_path = directory / f"{sample_id}.png"
-        atomic_write_bytes(png_path, clean_png)
+
+    def _find_copy(self, connection, sha256: str, label: int):
+        return connection.execute(select(db.samples).where(db.samples.c.sha256 == sha256,
+                                                           db.samples.c.label == label)).first()
+
+    def _write_image(self, sample_id: str, clean_png: bytes, sync: bool = True) -> Path:
+        path = self.image_path(sample_id)
+        if not path.parent.is_dir():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if sync:
+                fsync_directory(path.parent.parent)  # the new shard's entry must outlive a power cut too
+        atomic_write_bytes(path, clean_png, sync=sync)
+        return path
+
+    def _full_message(self) -> str:
+        return (f"the label store is full: it holds its limit of {self.max_samples} samples "
+                "(LABELS_MAX_SAMPLES)")
+
+    def _add(self, sample: NewSample, clean_png: bytes, width: int, height: int) -> SampleRecord:
+        row = self._row(sample, clean_png, width, height)
+        with self._reading() as connection:  # cheap refusals before any file is written
+            copy = self._find_copy(connection, row["sha256"], row["label"])
+            if copy is None and self.max_samples is not None and self._total(connection) >= self.max_samples:
+                raise StoreFullError(self._full_message())
+        if copy is not None:
+            return dataclasses.replace(self._record(copy), duplicate=True)
+        path = self._write_image(sample.sample_id, clean_png)
         try:
-            atomic_write_bytes(directory / f"{sample_id}.json", _metadata_bytes(metadata))
+            with self._writing() as connection:
+                self._insert(connection, [row])
+        except IntegrityError:
+            path.unlink(missing_ok=True)
+            with self._reading() as connection:  # the same drawing, committed by another request meanwhile
+                copy = self._find_copy(connection, row["sha256"], row["label"])
+            if copy is None:
+                raise
+            return dataclasses.replace(self._record(copy), duplicate=True)
         except BaseException:
-            with contextlib.suppress(OSError):
-                png_path.unlink()
+            path.unlink(missing_ok=True)
             raise
-        return SampleRecord.from_metadata(metadata, png_path)
+        return self._record(_Row(row))
+
+    def _insert(self, connection, rows: list[dict]) -> None:
+        """Insert rows and count them in store_totals, enforcing the cap (caller's transaction)."""
+        totals = db.store_totals
+        stored = connection.execute(select(totals.c.samples).where(totals.c.id == 1).with_for_update()).scalar_one()
+        if self.max_samples is not None and stored + len(rows) > self.max_samples:
+            raise StoreFullError(self._full_message())
+        connection.execute(insert(db.samples), rows)
+        connection.execute(update(totals).where(totals.c.id == 1).values(
+            samples=totals.c.samples + len(rows), bytes=totals.c.bytes + sum(r["byte_size"] for r in rows)))
 
     def delete(self, sample_id: str) -> bool:
-        """Remove a sample: JSON first (the commit), then its PNG. False if absent."""
+        """Remove a sample: the row first (the commit), then its image. False if absent."""
         if not is_valid_id(sample_id):
             return False
-        with self._mutation_lock():
-            location = self._locate(sample_id)
-            if location is None:
+        samples, totals = db.samples, db.store_totals
+        with self._writing() as connection:
+            removed = connection.execute(delete(samples).where(samples.c.id == sample_id)
+                                         .returning(samples.c.byte_size)).first()
+            if removed is None:
                 return False
-            directory = location[1]
-            os.unlink(directory / f"{sample_id}.json")
-            fsync_directory(directory)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(directory / f"{sample_id}.png")
-            fsync_directory(directory)
-            return True
+            connection.execute(update(totals).where(totals.c.id == 1).values(
+                samples=totals.c.samples - 1, bytes=totals.c.bytes - removed.byte_size))
+        path = self.image_path(sample_id)
+        path.unlink(missing_ok=True)  # a crash before this leaves an orphan, swept later
+        fsync_directory(path.parent)
+        return True
 
     def relabel(self, sample_id: str, label: int) -> SampleRecord | None:
-        """Move a sample to another digit (see the module docstring). None if absent."""
+        """Change a sample's label (one transaction). None if absent.
+
+        Raises DuplicateSampleError when the same drawing is already stored
+        under the new label.
+        """
         label = validate_label(label)
         if not is_valid_id(sample_id):
             return None
-        with self._mutation_lock():
-            location = self._locate(sample_id)
-            if location is None:
-                return None
-            record = self._read_record(location[1], sample_id)
-            if record is None:
-                return None
-            metadata = record.metadata()
-            if record.label != label:
-                metadata.update(label=label, relabeled_at=utc_now_iso(), previous_label=record.label)
-            elif location[0] == label:
-                return record  # already so labelled: nothing to write
-            # else: an interrupted relabel to this very label; finishing it is the answer
-            return self._move(location[1], sample_id, metadata)
+        samples = db.samples
+        try:
+            with self._writing() as connection:
+                row = connection.execute(select(samples).where(samples.c.id == sample_id).with_for_update()).first()
+                if row is None:
+                    return None
+                if row.label == label:
+                    return self._record(row)  # already so labelled: nothing to write
+                connection.execute(update(samples).where(samples.c.id == sample_id).values(
+                    label=label, previous_label=row.label, relabeled_at=_naive_utc(utc_now()),
+                    disagreed=row.prediction is not None and row.prediction != label))
+                updated = connection.execute(select(samples).where(samples.c.id == sample_id)).one()
+        except IntegrityError:
+            with self._reading() as connection:
+                copy = self._find_copy(connection, row.sha256, label)
+            if copy is None:
+                raise
+            raise DuplicateSampleError(f"the same drawing is already stored as a {label} "
+                                       f"(sample {copy.id})", copy.id) from None
+        return self._record(updated)
 
-    def _move(self, source_dir: Path, sample_id: str, metadata: dict) -> SampleRecord:
-        """Steps 1-4 of a relabel; also how the sweep completes an interrupted one."""
-        target_dir = self._ensure_digit_dir(metadata["label"])
-        source_png = source_dir / f"{sample_id}.png"
-        target_png = target_dir / f"{sample_id}.png"
-        if source_dir != target_dir:
-            atomic_write_bytes(target_png, source_png.read_bytes())                 # step 1
-        atomic_write_bytes(source_dir / f"{sample_id}.json", _metadata_bytes(metadata))  # step 2
-        if source_dir != target_dir:
-            os.rename(source_dir / f"{sample_id}.json", target_dir / f"{sample_id}.json")  # step 3
-            fsync_directory(target_dir)
-            fsync_directory(source_dir)
-            with contextlib.suppress(FileNotFoundError):
-                source_png.unlink()                                            # step 4
-            fsync_directory(source_dir)
-        return SampleRecord.from_metadata(metadata, target_png)
+    def import_samples(self, samples: Iterable[NewSample], report: ImportReport | None = None,
+                       batch_size: int = _BATCH) -> ImportReport:
+        """Add samples whose id and dates are already decided; idempotent.
 
-    # -- recovery --------------------------------------------------------------
+        A sample whose id is stored already, or whose image and label are, is
+        skipped (and counted). Images are written first, rows committed per
+        batch, so an interrupted import leaves whole samples and orphans only.
+        """
+        report = report or ImportReport()
+        batch: list[NewSample] = []
+        for sample in samples:
+            batch.append(sample)
+            if len(batch) >= batch_size:
+                self._import_batch(batch, report)
+                batch = []
+        if batch:
+            self._import_batch(batch, report)
+        return report
+
+    def _import_batch(self, batch: list[NewSample], report: ImportReport) -> None:
+        samples = db.samples
+        ids = [s.sample_id for s in batch]
+        with self._reading() as connection:
+            present = set(connection.execute(select(samples.c.id).where(samples.c.id.in_(ids))).scalars())
+        rows, paths, seen = [], [], set()
+        for sample in batch:
+            if sample.sample_id in present:
+                report.already_present += 1
+                continue
+            try:
+                label = validate_label(sample.label)
+            except ValueError:
+                report.count_invalid("label is not a digit 0-9")
+                continue
+            try:
+                clean_png, width, height = encode_png(sample.png, self.max_pixels)
+            except DrawingError as exc:
+                report.count_invalid(f"image refused: {exc}")
+                continue
+            row = self._row(dataclasses.replace(sample, label=label), clean_png, width, height)
+            if (row["sha256"], label) in seen:
+                report.duplicates += 1
+                continue
+            seen.add((row["sha256"], label))
+            rows.append(row)
+            paths.append((sample.sample_id, clean_png))
+        if rows:
+            with self._reading() as connection:
+                copies = set(connection.execute(
+                    select(samples.c.sha256, samples.c.label)
+                    .where(samples.c.sha256.in_([r["sha256"] for r in rows]))).tuples())
+            kept = [(r, p) for r, p in zip(rows, paths, strict=True) if (r["sha256"], r["label"]) not in copies]
+            report.duplicates += len(rows) - len(kept)
+            rows = [r for r, _ in kept]
+            if not rows:
+                return
+            # One file-system sync for the batch instead of two fsyncs per image:
+            # the images are still on disk before their rows commit.
+            written = [self._write_image(sample_id, png, sync=False) for _, (sample_id, png) in kept]
+            os.sync()
+            try:
+                with self._writing() as connection:
+                    self._insert(connection, rows)
+            except BaseException:
+                for path in written:
+                    path.unlink(missing_ok=True)
+                raise
+            report.imported += len(rows)
+
+    # -- recovery ------------------------------------------------------------------
 
     def sweep(self, grace_seconds: float | None = None) -> SweepReport:
-        """Finish what a crash interrupted; run at start-up.
+        """Remove crash leftovers: temp files, and images no row names, older than the grace period.
 
-        Completes relabels caught between steps 2 and 3, then removes temp files
-        and orphan PNGs older than the grace period (younger ones may belong to a
-        save still running in another process). Never touches files it does not
-        recognise.
+        Younger ones may belong to a save still running in another process.
+        Never touches files it does not recognise. Runs in the background in
+        the web app (never before or during a request) and as
+        `python -m digit_recognition labels sweep`.
         """
         grace = self.sweep_grace_seconds if grace_seconds is None else grace_seconds
-        if not self.root.is_dir():
+        if not self.images_dir.is_dir():
             return SweepReport()
         cutoff = time.time() - grace
-        temp_removed = orphans_removed = relabels_completed = 0
-        with self._mutation_lock():
-            for digit, directory in self._existing_digit_dirs():
-                for name in os.listdir(directory):
-                    match = _SAMPLE_FILE.fullmatch(name)
-                    if not match or match.group(2) != "json":
+        temp_removed = orphans_removed = 0
+        for shard in sorted(os.scandir(self.images_dir), key=lambda e: e.name):
+            if not (_SHARD.fullmatch(shard.name) and shard.is_dir()):
+                continue
+            candidates: dict[str, str] = {}
+            removed_here = 0
+            for entry in os.scandir(shard.path):
+                try:
+                    if entry.stat().st_mtime > cutoff:
                         continue
-                    record = self._read_record(directory, match.group(1))
-                    if record is not None and record.label != digit and \
-                            (directory / f"{record.id}.png").is_file():
-                        self._move(directory, record.id, record.metadata())
-                        relabels_completed += 1
-            for _digit, directory in self._existing_digit_dirs():
-                names = set(os.listdir(directory))
-                for name in names:
-                    path = directory / name
-                    match = _SAMPLE_FILE.fullmatch(name)
-                    is_temp = _TEMP_FILE.fullmatch(name) is not None
-                    is_orphan = bool(match) and match.group(2) == "png" and \
-                        f"{match.group(1)}.json" not in names
-                    if not (is_temp or is_orphan):
-                        continue
-                    try:
-                        if path.stat().st_mtime > cutoff:
-                            continue
-                        path.unlink()
-                    except FileNotFoundError:
-                        continue
-                    if is_temp:
+                    if _TEMP_FILE.fullmatch(entry.name):
+                        os.unlink(entry.path)
                         temp_removed += 1
-                    else:
-                        orphans_removed += 1
-                fsync_directory(directory)
-        report = SweepReport(temp_removed, orphans_removed, relabels_completed)
+                        removed_here += 1
+                        continue
+                except FileNotFoundError:
+                    continue
+                match = _IMAGE_FILE.fullmatch(entry.name)
+                if match:
+                    candidates[match.group(1)] = entry.path
+            ids = list(candidates)
+            for start in range(0, len(ids), _BATCH):
+                chunk = ids[start:start + _BATCH]
+                with self._reading() as connection:
+                    named = set(connection.execute(select(db.samples.c.id).where(db.samples.c.id.in_(chunk))).scalars())
+                for sample_id in chunk:
+                    if sample_id not in named:
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(candidates[sample_id])
+                            orphans_removed += 1
+                            removed_here += 1
+            if removed_here:
+                fsync_directory(shard.path)
+        report = SweepReport(temp_removed, orphans_removed)
         if report != SweepReport():
             log.warning("label store: swept crash leftovers: %s", report)
         return report
 
-    # -- export ----------------------------------------------------------------
+    # -- export --------------------------------------------------------------------
 
     def export_zip(self, file: BinaryIO) -> int:
-        """Write every sample to `file` as a zip; returns how many.
+        """Write every sample to `file` as a zip (see label_export); returns how many."""
+        from .label_export import write_export
 
-        Layout: <digit>/<id>.png, <digit>/<id>.json and a manifest.json listing
-        each sample with its PNG's sha256. A sample deleted while the export runs
-        is left out (and so is absent from the manifest too).
-        """
-        exported = []
-        with zipfile.ZipFile(file, "w") as archive:
-            for record in self.iter_samples():
-                try:
-                    png = record.png_path.read_bytes()
-                except FileNotFoundError:
-                    continue
-                stem = f"{record.label}/{record.id}"
-                stamp = _zip_time(record.created_at)
-                # PNGs are already compressed; storing them saves CPU for nothing lost.
-                archive.writestr(zipfile.ZipInfo(f"{stem}.png", stamp), png, zipfile.ZIP_STORED)
-                archive.writestr(zipfile.ZipInfo(f"{stem}.json", stamp),
-                                 _metadata_bytes(record.metadata()), zipfile.ZIP_DEFLATED)
-                exported.append({"id": record.id, "label": record.label, "png": f"{stem}.png",
-                                 "json": f"{stem}.json", "sha256": hashlib.sha256(png).hexdigest()})
-            manifest = {"format": EXPORT_FORMAT, "exported_at": utc_now_iso(),
-                        "count": len(exported), "samples": exported}
-            archive.writestr(zipfile.ZipInfo("manifest.json", _zip_time(manifest["exported_at"])),
-                             _metadata_bytes(manifest), zipfile.ZIP_DEFLATED)
-        return len(exported)
+        return write_export(self, file)
 
 
-def _zip_time(iso: str) -> tuple:
-    try:
-        moment = dt.datetime.fromisoformat(iso)
-    except ValueError:
-        moment = dt.datetime.now(dt.timezone.utc)
-    return (max(moment.year, 1980), moment.month, moment.day, moment.hour, moment.minute, moment.second)
+class _Row:
+    """A dict seen as a result row, so a just-inserted row becomes a record the same way."""
+
+    def __init__(self, values: dict):
+        self.__dict__.update(values)
+
+
+def open_store_from_environment(labels_dir: str | os.PathLike | None = None,
+                                database_url: str | None = None) -> LabelStore:
+    """The store the web app uses, as the environment configures it (for the commands)."""
+    from . import paths
+
+    max_samples = os.environ.get("LABELS_MAX_SAMPLES", "").strip()
+    return LabelStore(labels_dir or paths.labels_dir_from_environment(),
+                      database_url or paths.labels_database_url_from_environment(),
+                      max_samples=int(max_samples) if max_samples else None)

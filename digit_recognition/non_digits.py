@@ -198,7 +198,51 @@ def wave(rng):
     return [_box(np.stack([x, y], 1))]
 
 
+# Capital letters and signs as people print them with a ruler-straight hand:
+# strokes between points of a unit box (x right, y down). Pen letters are
+# mostly written faster and rounder; these make sure a block "A" is not a 4.
+BLOCK_GLYPHS = {
+    "A": [[(0.0, 1.0), (0.5, 0.0), (1.0, 1.0)], [(0.22, 0.6), (0.78, 0.6)]],
+    "A2": [[(0.0, 1.0), (0.5, 0.0)], [(0.5, 0.0), (1.0, 1.0)], [(0.25, 0.55), (0.75, 0.55)]],
+    "E": [[(1.0, 0.0), (0.0, 0.0), (0.0, 1.0), (1.0, 1.0)], [(0.0, 0.5), (0.8, 0.5)]],
+    "F": [[(1.0, 0.0), (0.0, 0.0), (0.0, 1.0)], [(0.0, 0.5), (0.8, 0.5)]],
+    "H": [[(0.0, 0.0), (0.0, 1.0)], [(1.0, 0.0), (1.0, 1.0)], [(0.0, 0.5), (1.0, 0.5)]],
+    "K": [[(0.0, 0.0), (0.0, 1.0)], [(1.0, 0.0), (0.0, 0.55), (1.0, 1.0)]],
+    "M": [[(0.0, 1.0), (0.0, 0.0), (0.5, 0.6), (1.0, 0.0), (1.0, 1.0)]],
+    "N": [[(0.0, 1.0), (0.0, 0.0), (1.0, 1.0), (1.0, 0.0)]],
+    "V": [[(0.0, 0.0), (0.5, 1.0), (1.0, 0.0)]],
+    "W": [[(0.0, 0.0), (0.25, 1.0), (0.5, 0.35), (0.75, 1.0), (1.0, 0.0)]],
+    "X": [[(0.0, 0.0), (1.0, 1.0)], [(1.0, 0.0), (0.0, 1.0)]],
+    "R": [[(0.0, 1.0), (0.0, 0.0), (0.8, 0.0), (1.0, 0.25), (0.8, 0.5), (0.0, 0.5)], [(0.4, 0.5), (1.0, 1.0)]],
+    "P": [[(0.0, 1.0), (0.0, 0.0), (0.8, 0.0), (1.0, 0.25), (0.8, 0.5), (0.0, 0.5)]],
+    "U": [[(0.0, 0.0), (0.0, 0.8), (0.2, 1.0), (0.8, 1.0), (1.0, 0.8), (1.0, 0.0)]],
+    "plus": [[(0.5, 0.0), (0.5, 1.0)], [(0.0, 0.5), (1.0, 0.5)]],
+    "hash": [[(0.35, 0.0), (0.25, 1.0)], [(0.75, 0.0), (0.65, 1.0)], [(0.0, 0.35), (1.0, 0.35)],
+             [(0.0, 0.7), (1.0, 0.7)]],
+    "asterisk": [[(0.5, 0.0), (0.5, 1.0)], [(0.07, 0.25), (0.93, 0.75)], [(0.93, 0.25), (0.07, 0.75)]],
+    "equals": [[(0.0, 0.35), (1.0, 0.35)], [(0.0, 0.65), (1.0, 0.65)]],
+    "less": [[(1.0, 0.0), (0.0, 0.5), (1.0, 1.0)]],
+    "greater": [[(0.0, 0.0), (1.0, 0.5), (0.0, 1.0)]],
+}
+
+
+def block_glyph(rng):
+    """One BLOCK_GLYPHS glyph, with a random aspect, slant and wobble."""
+    glyph = BLOCK_GLYPHS[list(BLOCK_GLYPHS)[int(rng.integers(len(BLOCK_GLYPHS)))]]
+    width, height = rng.uniform(450, 900), rng.uniform(650, 950)
+    slant = rng.uniform(-0.25, 0.25)
+    strokes = []
+    for stroke in glyph:
+        corners = np.asarray(stroke, dtype=np.float64)
+        points = np.concatenate([_line(corners[i], corners[i + 1], 8) for i in range(len(corners) - 1)])
+        x = 500 + (points[:, 0] - 0.5) * width + (0.5 - points[:, 1]) * height * slant
+        y = 500 + (points[:, 1] - 0.5) * height
+        strokes.append(_box(np.stack([x, y], 1) + rng.normal(0, 8, (len(points), 2))))
+    return strokes
+
+
 SYNTHETIC_SHAPES = {
+    "block_glyph": block_glyph, "block_glyph_2": block_glyph, "block_glyph_3": block_glyph,
     "scribble": scribble, "zigzag": zigzag, "crossed_circle": crossed_circle, "heart": heart,
     "star": star, "spiral": spiral, "smiley": smiley, "dot": dot, "dash": dash,
     "check_mark": check_mark, "unrelated_strokes": unrelated_strokes, "triangle": triangle, "wave": wave,

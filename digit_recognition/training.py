@@ -21,8 +21,10 @@ import numpy as np
 from . import datasets
 from .atomic_files import atomic_write_bytes
 from .calibration import answer_figures, choose_not_digit_threshold, fit_temperature
+from .conversion import convert_checked, write_tflite_beside
 from .evaluation import accuracy_of, predict_digits, predict_probabilities
 from .model import DigitClassifier, build_augmenter, build_model, compile_model, with_not_digit_output
+from .model_files import metadata_path_for, tflite_path_for  # noqa: F401  (metadata_path_for: re-exported)
 from .non_digits import (
     DIGIT_LOOKALIKES, NOT_A_DIGIT_CHARS, PEN_CHARS_PATH_ENV, SYNTHETIC_SHAPES, load_pen_chars,
     synthetic_non_digits,
@@ -237,17 +239,21 @@ def model_version(model, created_at: dt.datetime) -> str:
     return f"digit-cnn-{created_at:%Y%m%d}-{weights_digest(model)[:8]}"
 
 
-def metadata_path_for(model_path: str | os.PathLike) -> Path:
-    """The metadata file that sits beside a model file: x.keras -> x.json."""
-    return Path(model_path).with_suffix(".json")
+def save_model(model, path: str | os.PathLike, metadata: dict, check_images: np.ndarray | None = None,
+               check_set: str = "given digits") -> dict:
+    """Save the model as x.keras, its LiteRT form as x.tflite and the metadata
+    naming both as x.json, each atomically (the JSON last: it is the commit point).
 
-
-def save_model(model, path: str | os.PathLike, metadata: dict) -> dict:
-    """Save the model and its metadata JSON beside it, each atomically."""
+    The .tflite is checked against the Keras model on `check_images` (a fixed
+    synthetic probe set when None) before anything is written; a conversion
+    that answers differently raises ConversionError. Returns the metadata as
+    written (with "files" and "conversion" added).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     import keras
 
+    tflite_bytes, check = convert_checked(model, check_images, check_set)
     # Save the weights without the optimizer's state: a third of the size, and
     # fine-tuning starts a fresh optimizer anyway.
     architecture = json.loads(model.to_json())
@@ -258,8 +264,7 @@ def save_model(model, path: str | os.PathLike, metadata: dict) -> dict:
         scratch_file = Path(scratch) / path.name  # Keras insists on the .keras suffix
         servable.save(scratch_file)
         atomic_write_bytes(path, scratch_file.read_bytes())
-    atomic_write_bytes(metadata_path_for(path), (json.dumps(metadata, indent=2) + "\n").encode())
-    return metadata
+    return write_tflite_beside(path, tflite_bytes, check, metadata)
 
 
 def _rounded(value, digits: int = 5):
@@ -324,9 +329,14 @@ def train(config: TrainingConfig, output_path: str | os.PathLike | None = None, 
                      "python": platform.python_version()},
         "data": data.sources,
     }
-    # Paths are machine-specific; the sha256 in `data` identifies the files.
+    # Paths are machine-specific; the sha256 in `data` identifies the files, and
+    # the starting model's version identifies it.
     for key in ("mnist_path", "pen_digits_path", "pen_chars_path", "init_model_path"):
         metadata["training"].pop(key)
+    if config.init_model_path:
+        start = metadata_path_for(config.init_model_path)
+        metadata["training"]["init_model_version"] = (
+            json.loads(start.read_text()).get("model_version") if start.exists() else Path(config.init_model_path).name)
     if data.x_pen_holdout is not None:
         raw = predict_probabilities(classifier, data.x_pen_holdout)
         figures = answer_figures(raw, data.y_pen_holdout, policy)
@@ -342,6 +352,12 @@ def train(config: TrainingConfig, output_path: str | os.PathLike | None = None, 
             f"{h['digits_called_not_a_digit']:.4f} called not a digit; non-digits "
             f"{h['non_digits_called_not_a_digit']:.4f} called not a digit; digit ECE {h['digit_ece']:.4f}")
     if output_path is not None:
-        save_model(model, output_path, metadata)
-        log(f"saved {output_path} and {metadata_path_for(output_path)}")
+        # Checked on the same digits the accuracy figures come from.
+        check_x = [data.x_test] + ([data.x_pen_holdout] if data.x_pen_holdout is not None else [])
+        check_set = f"MNIST test {len(data.x_test)}" + (
+            f" + held-out pen drawings {len(data.x_pen_holdout)}" if data.x_pen_holdout is not None else "")
+        metadata = save_model(model, output_path, metadata, np.concatenate(check_x), check_set)
+        log(f"LiteRT conversion checked on {check_set}: largest probability difference "
+            f"{metadata['conversion']['max_abs_difference']:.1e}, no answer differs")
+        log(f"saved {output_path}, {tflite_path_for(output_path)} and {metadata_path_for(output_path)}")
     return model, history, metadata

@@ -31,7 +31,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .recognizer import load_recognizer
     app.extensions["recognizer"] = load_recognizer(
         str(app.config["MODEL_PATH"]), int(app.config["MAX_IMAGE_PIXELS"]),
-        float(app.config["LOW_CONFIDENCE"]), app.config["NOT_DIGIT_THRESHOLD"])
+        float(app.config["LOW_CONFIDENCE"]), app.config["NOT_DIGIT_THRESHOLD"],
+        app.config["INFERENCE_BACKEND"])
 
     from .logging_setup import configure_logging
     configure_logging(app)

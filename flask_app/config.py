@@ -6,10 +6,8 @@ an operator never has to read the code to deploy it.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-DEFAULT_MODEL_PATH = PACKAGE_DIR / "model" / "digit_cnn.keras"
+from digit_recognition.paths import DEFAULT_LABELS_DIR, DEFAULT_MODEL_PATH
 
 
 def _int(name: str, default: int) -> int:
@@ -25,7 +23,13 @@ def _int(name: str, default: int) -> int:
 def defaults() -> dict:
     return {
         "MODEL_PATH": str(DEFAULT_MODEL_PATH),
-        "LABELS_DIR": None,  # None: <instance folder>/labels
+        # auto: LiteRT on the model's .tflite when it and the runtime are there,
+        # else Keras/TensorFlow; litert or keras: that one or fail at start-up.
+        "INFERENCE_BACKEND": "auto",
+        "LABELS_DIR": str(DEFAULT_LABELS_DIR),  # shared with the commands (digit_recognition.paths)
+        # None: an SQLite file inside LABELS_DIR; postgresql://... for several instances.
+        "LABELS_DATABASE_URL": None,
+        "LABELS_MAX_SAMPLES": 1_000_000,  # the store's cap: POST /labels answers 507 beyond it
         "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,  # request body limit, bytes -> 413
         "MAX_IMAGE_PIXELS": 4_000_000,  # declared pixels, checked before decoding -> 413
         "ADMIN_TOKEN": None,  # None: review, relabel, delete and export are refused
@@ -49,9 +53,10 @@ def defaults() -> dict:
         # Proxy hops in front of the app whose X-Forwarded-For/-Proto are believed
         # (Cloud Run: 1). 0 trusts none, so a client cannot spoof its address.
         "TRUSTED_PROXIES": 0,
-        # The start-up sweep of crash leftovers in LABELS_DIR spares files younger
+        # The background sweep of crash leftovers in LABELS_DIR spares files younger
         # than this, which may belong to a save in progress in another worker.
-        "LABELS_SWEEP_GRACE_SECONDS": 30.0,
+        "LABELS_SWEEP_GRACE_SECONDS": 600.0,
+        "LABELS_SWEEP_INTERVAL_SECONDS": 3600.0,  # 0: never in the background (use `labels sweep`)
         # The review login's session cookie: hidden from scripts, never sent
         # cross-site, https only (browsers count http://localhost as secure).
         "SESSION_COOKIE_HTTPONLY": True,
@@ -63,7 +68,8 @@ def defaults() -> dict:
 def from_environment() -> dict:
     """The settings present in the environment, parsed."""
     settings: dict = {}
-    for name in ("MODEL_PATH", "LABELS_DIR", "ADMIN_TOKEN", "SECRET_KEY", "LOG_LEVEL",
+    for name in ("MODEL_PATH", "INFERENCE_BACKEND", "LABELS_DIR", "LABELS_DATABASE_URL", "ADMIN_TOKEN",
+                 "SECRET_KEY", "LOG_LEVEL",
                  "LABELS_RATE_LIMIT", "RATELIMIT_STORAGE_URI", "GOOGLE_CLOUD_PROJECT",
                  "PREDICT_RATE_LIMIT", "ADMIN_AUTH_FAILURE_LIMIT", "ADMIN_SESSIONS_DIR"):
         value = os.environ.get(name)
@@ -72,14 +78,16 @@ def from_environment() -> dict:
     for name, default in (("MAX_CONTENT_LENGTH", defaults()["MAX_CONTENT_LENGTH"]),
                           ("MAX_IMAGE_PIXELS", defaults()["MAX_IMAGE_PIXELS"]),
                           ("TRUSTED_PROXIES", defaults()["TRUSTED_PROXIES"]),
-                          ("READY_MIN_FREE_BYTES", defaults()["READY_MIN_FREE_BYTES"])):
+                          ("READY_MIN_FREE_BYTES", defaults()["READY_MIN_FREE_BYTES"]),
+                          ("LABELS_MAX_SAMPLES", defaults()["LABELS_MAX_SAMPLES"])):
         if os.environ.get(name):
             settings[name] = _int(name, default)
     for name in ("LOW_CONFIDENCE", "NOT_DIGIT_THRESHOLD"):
         if os.environ.get(name):
             settings[name] = float(os.environ[name])
-    if os.environ.get("LABELS_SWEEP_GRACE_SECONDS"):
-        settings["LABELS_SWEEP_GRACE_SECONDS"] = float(os.environ["LABELS_SWEEP_GRACE_SECONDS"])
+    for name in ("LABELS_SWEEP_GRACE_SECONDS", "LABELS_SWEEP_INTERVAL_SECONDS"):
+        if os.environ.get(name):
+            settings[name] = float(os.environ[name])
     if os.environ.get("SESSION_COOKIE_SECURE"):  # "0" only for a plain-http host other than localhost
         settings["SESSION_COOKIE_SECURE"] = \
             os.environ["SESSION_COOKIE_SECURE"].strip().lower() not in ("0", "false", "no", "off")

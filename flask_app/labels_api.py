@@ -6,22 +6,29 @@
     GET    /labels/<id>.png     its drawing                         (admin)
     PATCH  /labels/<id>         {"label": n}                        (admin)
     DELETE /labels/<id>                                             (admin)
-    GET    /labels/export       every sample as a zip               (admin)
+    GET    /labels/export       every sample as a zip, streamed     (admin)
+    HEAD   /labels/export       its headers only, nothing built     (admin)
 
 The store (digit_recognition.label_store) is built when this blueprint is
-registered, and swept there, so a crash's leftovers are gone before the first
-request. Ids from URLs are checked against the uuid4-hex pattern before any
-disk access; no path is ever built from user input.
+registered; that opens no connection and reads nothing proportional to the
+store (the schema check is one query). Crash leftovers are swept by a
+background thread that each worker starts after its first request, so a
+sweep never delays start-up or a request. Ids from URLs are checked against
+the uuid4-hex pattern before any disk access; no path is ever built from user
+input.
 """
 from __future__ import annotations
 
 import datetime as dt
 import errno
-import tempfile
+import random
+import threading
 
-from flask import Blueprint, Response, current_app, jsonify, request, send_file, url_for
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
-from digit_recognition.label_store import LabelStore, SampleRecord, is_valid_id
+from digit_recognition.label_export import ExportStream
+from digit_recognition.label_store import (DuplicateSampleError, LabelStore, SampleRecord, StoreFullError,
+                                           is_valid_id)
 
 from .admin_auth import admin_required
 from .request_parsing import BadRequest, image_bytes, json_body
@@ -37,13 +44,50 @@ _TRUE, _FALSE = {"1", "true", "yes"}, {"0", "false", "no"}
 @bp.record_once
 def _create_store(state) -> None:
     app = state.app
-    store = LabelStore(app.config["LABELS_DIR"], max_pixels=int(app.config["MAX_IMAGE_PIXELS"]),
-                       sweep_grace_seconds=float(app.config.get("LABELS_SWEEP_GRACE_SECONDS", 30.0)))
+    max_samples = app.config.get("LABELS_MAX_SAMPLES")
+    store = LabelStore(app.config["LABELS_DIR"], app.config.get("LABELS_DATABASE_URL"),
+                       max_pixels=int(app.config["MAX_IMAGE_PIXELS"]),
+                       max_samples=int(max_samples) if max_samples else None,
+                       sweep_grace_seconds=float(app.config["LABELS_SWEEP_GRACE_SECONDS"]))
     app.extensions["label_store"] = store
     try:
-        store.sweep()
-    except OSError as exc:  # e.g. a read-only volume: serve anyway; saves will answer 503
-        app.logger.warning("label store: start-up sweep failed: %s", exc)
+        store.ensure_schema()  # one query when current; migrations run once, under a lock
+    except OSError as exc:  # e.g. a read-only volume or a database down: serve anyway, retried on use
+        app.logger.warning("label store: database not ready at start-up: %s", exc)
+    interval = float(app.config.get("LABELS_SWEEP_INTERVAL_SECONDS") or 0)
+    if interval > 0:
+        sweeper = BackgroundSweeper(store, interval, app.logger)
+        app.before_request(sweeper.start_once)
+
+
+class BackgroundSweeper:
+    """Sweeps crash leftovers off the request path: a daemon thread per worker,
+    started by the worker's first request (gunicorn forks after the app is
+    built, and threads do not survive a fork), first run after a random delay
+    of up to a minute so workers and instances do not all sweep at once."""
+
+    def __init__(self, store: LabelStore, interval: float, logger):
+        self.store, self.interval, self.logger = store, interval, logger
+        self._started = False
+        self._lock = threading.Lock()
+
+    def start_once(self) -> None:
+        if self._started:
+            return
+        with self._lock:
+            if not self._started:
+                self._started = True
+                threading.Thread(target=self._run, name="label-store-sweeper", daemon=True).start()
+
+    def _run(self) -> None:
+        delay = random.uniform(5.0, min(60.0, self.interval))
+        while True:
+            threading.Event().wait(delay)
+            try:
+                self.store.sweep()
+            except Exception:  # logged and retried next round: a sweep is never urgent
+                self.logger.exception("label store: background sweep failed")
+            delay = self.interval
 
 
 def label_store() -> LabelStore:
@@ -67,6 +111,7 @@ def item(record: SampleRecord) -> dict:
         "prediction": record.prediction,
         "confidence": record.confidence,
         "model_version": record.model_version,
+        "model_verdict": record.model_verdict,
         "width": record.width,
         "height": record.height,
         "disagreed": record.disagreed,
@@ -84,10 +129,14 @@ def _storage_error(exc: OSError, outcome: str = "the drawing was not saved"):
     return response
 
 
-def _not_found():
-    response = jsonify(error="no such sample")
-    response.status_code = 404
+def _json_error(message: str, status: int):
+    response = jsonify(error=message)
+    response.status_code = status
     return response
+
+
+def _not_found():
+    return _json_error("no such sample", 404)
 
 
 @bp.post("/labels")
@@ -109,11 +158,17 @@ def submit_label():
     try:
         record = label_store().save(png, label, prediction=part.best_digit,
                                     confidence=part.probabilities[part.best_digit],
-                                    model_version=recognizer.model_version)
+                                    model_version=recognizer.model_version, model_verdict=part.verdict)
+    except StoreFullError as exc:
+        current_app.logger.error("label store: %s", exc)
+        return _json_error(f"{exc}; the drawing was not saved", 507)
     except OSError as exc:
         return _storage_error(exc)
+    # An exact copy of a stored sample answers that sample: the drawing is
+    # stored (once), which is what the person submitting it needs to know.
     response = jsonify(id=record.id, label=record.label, prediction=record.prediction,
-                       confidence=record.confidence, model_version=record.model_version)
+                       confidence=record.confidence, model_version=record.model_version,
+                       duplicate=record.duplicate)
     response.status_code = 201
     response.headers["Location"] = url_for("labels.get_label", sample_id=record.id)
     return response
@@ -128,6 +183,20 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
     return int(raw)
 
 
+def _time_arg(name: str) -> dt.datetime | None:
+    """An ISO 8601 date or date-time (UTC unless it says otherwise), or None."""
+    raw = request.args.get(name, "")
+    if raw == "":
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(raw) if raw.isascii() else None
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise BadRequest(f"'{name}' must be an ISO 8601 date or date-time, e.g. 2026-01-31T12:00:00Z")
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+
+
 @bp.get("/labels")
 @admin_required
 def list_labels():
@@ -139,26 +208,24 @@ def list_labels():
     if disagreed not in _TRUE | _FALSE | {""}:
         raise BadRequest("'disagreed' must be true or false")
     disagreed = None if disagreed == "" else disagreed in _TRUE
-    total, records = label_store().list(label=label, disagreed=disagreed, limit=limit, offset=offset)
+    since, until = _time_arg("since"), _time_arg("until")
+    total, records = label_store().list(label=label, disagreed=disagreed, since=since, until=until,
+                                        limit=limit, offset=offset)
     response = jsonify(total=total, limit=limit, offset=offset, items=[item(r) for r in records])
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
-@bp.get("/labels/export")
+@bp.route("/labels/export", methods=["GET", "HEAD"])
 @admin_required
 def export_labels():
-    # An anonymous temp file: no name to leak or collide, gone when the response closes.
-    archive = tempfile.TemporaryFile(suffix=".zip")
-    try:
-        label_store().export_zip(archive)
-        archive.seek(0)
-    except BaseException:
-        archive.close()
-        raise
+    # Streamed as it is built: the first bytes leave at once, memory stays
+    # flat, and there is no length to announce (chunked transfer). A HEAD
+    # gets the same headers and builds nothing.
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    response = send_file(archive, mimetype="application/zip", as_attachment=True,
-                         download_name=f"labels-{stamp}.zip", conditional=False, etag=False)
+    body = [] if request.method == "HEAD" else ExportStream(label_store())
+    response = Response(body, mimetype="application/zip")
+    response.headers["Content-Disposition"] = f"attachment; filename=labels-{stamp}.zip"
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -168,12 +235,13 @@ def export_labels():
 def label_png(sample_id: str):
     if not is_valid_id(sample_id):
         return _not_found()
-    path = label_store().png_path(sample_id)
-    if path is None:
+    store = label_store()
+    record = store.get(sample_id)
+    if record is None:
         return _not_found()
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:  # deleted or relabelled a moment ago
+        data = store.read_png(record)
+    except FileNotFoundError:  # deleted a moment ago
         return _not_found()
     response = Response(data, mimetype="image/png")
     response.headers["Cache-Control"] = "private, no-cache"
@@ -202,6 +270,8 @@ def relabel(sample_id: str):
     label = parse_label(body["label"])
     try:
         record = label_store().relabel(sample_id, label)
+    except DuplicateSampleError as exc:
+        return _json_error(str(exc), 409)
     except OSError as exc:
         return _storage_error(exc, "the sample was not relabelled")
     if record is None:

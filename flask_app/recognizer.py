@@ -1,25 +1,25 @@
 """The model as the web app uses it: loaded once per process, called per request.
 
-TensorFlow is not fork-safe, so the model is loaded by each gunicorn worker
-(no --preload) when it builds the app. Inference goes through
-`DigitClassifier`'s traced tf.function, not `model.predict()`.
+The classifier comes from digit_recognition.inference: LiteRT running the
+model's .tflite when it can (no TensorFlow imported), else Keras
+(INFERENCE_BACKEND). Model files and metadata are found through
+digit_recognition.model_files, which needs no training stack.
 """
 from __future__ import annotations
 
 import base64
 import functools
 import io
-import json
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from digit_recognition.model import DigitClassifier
-from digit_recognition.preprocessing import drawing_ink
+from digit_recognition.inference import load_classifier
+from digit_recognition.model_files import read_metadata
+from digit_recognition.preprocessing import MNIST_SIZE, drawing_ink
 from digit_recognition.reading import DigitReading, DrawingReading, ReadingPolicy, apply_temperature, read_scores
 from digit_recognition.segmentation import digit_likeness, split_into_parts
-from digit_recognition.training import metadata_path_for
 
 
 def preview_data_url(digit_image: np.ndarray) -> str:
@@ -34,24 +34,19 @@ class Recognizer:
     """Read a drawing: find its parts, preprocess each, classify, give the verdict.
 
     One instance per worker process. Holds no per-request state: the
-    classifier's graph function is safe to call from several threads at once,
-    so gunicorn's threads share it unlocked.
+    classifier is safe to call from several threads at once (LiteRT: an
+    interpreter per thread), so gunicorn's threads share it unlocked.
     """
 
     def __init__(self, model_path: str | Path, max_pixels: int,
-                 low_confidence: float | None = None, not_digit_threshold: float | None = None):
+                 low_confidence: float | None = None, not_digit_threshold: float | None = None,
+                 backend: str = "auto"):
         self.model_path = Path(model_path)
         self.max_pixels = max_pixels
-        self.classifier = DigitClassifier.load(self.model_path)
-        self.metadata = self._read_metadata()
+        self.classifier = load_classifier(self.model_path, backend)
+        self.metadata = read_metadata(self.model_path)
         self.model_version = str(self.metadata.get("model_version") or self.model_path.stem)
         self.policy = policy_for(self.metadata, low_confidence, not_digit_threshold)
-
-    def _read_metadata(self) -> dict:
-        path = metadata_path_for(self.model_path)
-        if not path.exists():
-            return {}
-        return json.loads(path.read_text(encoding="utf-8"))
 
     def read_digit_images(self, digit_images: np.ndarray, boxes: list | None = None) -> list[DigitReading]:
         """(N, 28, 28) model inputs -> one DigitReading each (N >= 1)."""
@@ -73,8 +68,9 @@ class Recognizer:
 
     def self_test(self) -> bool:
         """Run the model on a blank input: proves the graph executes (readiness)."""
-        probabilities = self.classifier.predict_probabilities(np.zeros((1, 28, 28), np.float32))
-        return bool(np.isfinite(probabilities).all() and abs(float(probabilities.sum()) - 1.0) < 1e-3)
+        probabilities = self.classifier.predict_probabilities(np.zeros((1, MNIST_SIZE, MNIST_SIZE), np.float32))
+        return bool(probabilities.shape == (1, self.classifier.num_classes)
+                    and np.isfinite(probabilities).all() and abs(float(probabilities.sum()) - 1.0) < 1e-3)
 
 
 def policy_for(metadata: dict, low_confidence: float | None, not_digit_threshold: float | None) -> ReadingPolicy:
@@ -91,10 +87,10 @@ def policy_for(metadata: dict, low_confidence: float | None, not_digit_threshold
 
 @functools.lru_cache(maxsize=4)
 def load_recognizer(model_path: str, max_pixels: int, low_confidence: float | None = None,
-                    not_digit_threshold: float | None = None) -> Recognizer:
+                    not_digit_threshold: float | None = None, backend: str = "auto") -> Recognizer:
     """One Recognizer per model file per process, however many apps are built.
 
     Production builds one app per worker; tests build many, and the model
     should still be loaded only once.
     """
-    return Recognizer(model_path, max_pixels, low_confidence, not_digit_threshold)
+    return Recognizer(model_path, max_pixels, low_confidence, not_digit_threshold, backend)

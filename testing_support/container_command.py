@@ -5,11 +5,12 @@ proven the next best way: read the Dockerfile, lay out the files its COPY
 lines put in the image (minus what .dockerignore keeps out), set the
 environment its ENV lines set, and run its CMD there, with the venv's
 gunicorn standing in for the one the image installs from the same
-requirements.txt. The venv also holds the development tools (pytest,
-matplotlib, Jupyter...), which the image does not: a guard on the server's
-imports hides every package that requirements.txt does not bring in, so the app
-finds exactly the packages it would find in the image (and Keras skips its
-optional imports of matplotlib and IPython, as it does there). What differs
+requirements file (the one its `pip install -r` names: requirements-serve.txt).
+The venv also holds TensorFlow and the development tools (pytest, matplotlib,
+Jupyter...), which the image does not: a guard on the server's imports hides
+every package that file does not bring in, so the app finds exactly the
+packages it would find in the image. (tests/test_serving_without_tensorflow.py
+goes further: a real venv holding only those packages.) What differs
 from the image is the interpreter build, the user, and one thing on purpose: `--bind
 :$PORT` (all interfaces, as Cloud Run needs) becomes `--bind 127.0.0.1:$PORT`
 so a test never opens a port to the network.
@@ -143,7 +144,7 @@ def stage_image_files(destination: Path, spec: DockerfileSpec | None = None,
     """Copy what the Dockerfile's COPY lines put under WORKDIR into `destination`.
 
     Returns the folder that stands for WORKDIR. Only relative destinations
-    (under WORKDIR) are staged; the image's requirements.txt is installed by
+    (under WORKDIR) are staged; the image's requirements file is installed by
     pip there and is the venv here.
     """
     spec = spec or parse_dockerfile()
@@ -167,7 +168,7 @@ def stage_image_files(destination: Path, spec: DockerfileSpec | None = None,
     return destination
 
 
-# In python:3.11-slim beside what requirements.txt installs.
+# In python:3.11-slim beside what the requirements file installs.
 BASE_IMAGE_DISTRIBUTIONS = frozenset({"pip", "setuptools", "wheel"})
 
 
@@ -175,17 +176,37 @@ def canonical_name(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def requirements_closure(requirements_file: str | Path = REPO_ROOT / "requirements.txt") -> set[str]:
-    """The distributions `pip install -r requirements_file` brings in (canonical
-    names), following the dependencies of what is installed here."""
+def image_requirements_file(spec: DockerfileSpec | None = None, context: Path = REPO_ROOT) -> Path:
+    """The requirements file the Dockerfile's `pip install -r FILE` installs."""
+    spec = spec or parse_dockerfile()
+    for keyword, arguments in spec.instructions:
+        found = re.search(r"pip install .*-r\s+(\S+)", arguments) if keyword == "RUN" else None
+        if found:
+            return context / found.group(1)
+    raise ValueError("the Dockerfile has no `RUN pip install ... -r FILE`")
+
+
+def requirement_names(requirements_file: str | Path) -> list[str]:
+    """The distributions a requirements file names, following its `-r` includes."""
+    from packaging.requirements import Requirement
+
+    names = []
+    for line in Path(requirements_file).read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line.startswith("-r "):
+            names += requirement_names(Path(requirements_file).parent / line[3:].strip())
+        elif line and not line.startswith("-"):
+            names.append(Requirement(line).name)
+    return names
+
+
+def requirements_closure(requirements_file: str | Path | None = None) -> set[str]:
+    """The distributions `pip install -r requirements_file` (default: the image's)
+    brings in (canonical names), following the dependencies of what is installed here."""
     from importlib.metadata import PackageNotFoundError, distribution
     from packaging.requirements import Requirement
 
-    pending = []
-    for line in Path(requirements_file).read_text(encoding="utf-8").splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line and not line.startswith("-"):
-            pending.append(Requirement(line).name)
+    pending = requirement_names(requirements_file or image_requirements_file())
     closure: set[str] = set()
     while pending:
         name = canonical_name(pending.pop())
@@ -205,7 +226,7 @@ def requirements_closure(requirements_file: str | Path = REPO_ROOT / "requiremen
 _IMPORT_GUARD = '''"""Written by testing_support/container_command.py: hide the packages the image lacks."""
 import sys
 
-NOT_IN_IMAGE = frozenset({blocked!r})
+NOT_IN_IMAGE = frozenset({blocked!r})  # not in {requirements}
 
 
 class NotInImage:
@@ -213,7 +234,7 @@ class NotInImage:
     def find_spec(cls, name, path=None, target=None):
         if name.partition(".")[0] in NOT_IN_IMAGE:
             raise ModuleNotFoundError(
-                f"No module named {{name!r}} (not installed in the image: not in requirements.txt)",
+                f"No module named {{name!r}} (not installed in the image: not in {requirements})",
                 name=name)
         return None
 
@@ -222,16 +243,19 @@ sys.meta_path.insert(0, NotInImage)
 '''
 
 
-def write_import_guard(directory: Path) -> Path:
+def write_import_guard(directory: Path, requirements_file: str | Path | None = None) -> Path:
     """A sitecustomize.py in `directory` (put it on PYTHONPATH) that makes every
-    module of an installed distribution outside requirements.txt unimportable."""
+    module of an installed distribution outside `requirements_file` (default:
+    the image's) unimportable."""
     from importlib.metadata import packages_distributions
 
-    allowed = requirements_closure() | BASE_IMAGE_DISTRIBUTIONS
+    requirements_file = Path(requirements_file or image_requirements_file())
+    allowed = requirements_closure(requirements_file) | BASE_IMAGE_DISTRIBUTIONS
     blocked = sorted(module for module, dists in packages_distributions().items()
                      if not {canonical_name(d) for d in dists} & allowed)
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "sitecustomize.py").write_text(_IMPORT_GUARD.format(blocked=blocked), encoding="utf-8")
+    (directory / "sitecustomize.py").write_text(
+        _IMPORT_GUARD.format(blocked=blocked, requirements=requirements_file.name), encoding="utf-8")
     return directory
 
 
@@ -255,15 +279,17 @@ def loopback_command(cmd: str, workers: int | None = None, threads: int | None =
 
 
 def container_environment(spec: DockerfileSpec, port: int, import_guard: Path | None = None,
-                          **overrides: str) -> dict[str, str]:
+                          venv: Path | None = None, **overrides: str) -> dict[str, str]:
     """The image's ENV, PORT as Cloud Run sets it, and the venv's bin first on PATH.
 
     Starts from a near-empty environment, as a container does, so settings in
     the developer's shell (MODEL_PATH, LABELS_DIR, ...) do not leak in.
     `import_guard`: a folder from write_import_guard(), put on PYTHONPATH.
+    `venv`: another virtual environment's gunicorn and Python (default: this one's).
     """
     env = {name: os.environ[name] for name in ("HOME", "LANG", "TMPDIR") if name in os.environ}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}/usr/local/bin:/usr/bin:/bin"
+    bin_dir = Path(venv) / "bin" if venv is not None else Path(sys.executable).parent
+    env["PATH"] = f"{bin_dir}{os.pathsep}/usr/local/bin:/usr/bin:/bin"
     if import_guard is not None:
         env["PYTHONPATH"] = str(import_guard)
     env.update(spec.env)
@@ -319,10 +345,15 @@ class RunningContainer:
 
 @contextlib.contextmanager
 def run_container_command(workdir: Path, log_path: Path, *, spec: DockerfileSpec | None = None,
-                          workers: int | None = None, threads: int | None = None, **env_overrides: str):
+                          workers: int | None = None, threads: int | None = None,
+                          requirements_file: str | Path | None = None, venv: Path | None = None,
+                          **env_overrides: str):
     """Start the Dockerfile's CMD with /bin/sh from `workdir`, only the image's
     packages importable; stop it with SIGTERM on exit.
 
+    `requirements_file`: make importable what that file installs instead of
+    what the image installs (requirements.txt: the Keras-served baseline).
+    `venv`: run another virtual environment's gunicorn, as it is (no guard).
     Its stdout goes to `log_path` and its stderr to `<log_path>.stderr`, kept
     apart as a container runtime keeps them (Cloud Run records each line of
     either stream as one log entry). Files, not pipes nobody drains: a full pipe
@@ -333,10 +364,10 @@ def run_container_command(workdir: Path, log_path: Path, *, spec: DockerfileSpec
     command = loopback_command(spec.cmd, workers, threads)
     log_path = Path(log_path)
     stderr_path = log_path.with_name(log_path.name + ".stderr")
-    guard = write_import_guard(log_path.parent / "import-guard")
+    guard = None if venv is not None else write_import_guard(log_path.parent / "import-guard", requirements_file)
     with open(log_path, "wb") as log, open(stderr_path, "wb") as stderr:
         process = subprocess.Popen(["/bin/sh", "-c", command], cwd=workdir,
-                                   env=container_environment(spec, port, guard, **env_overrides),
+                                   env=container_environment(spec, port, guard, venv, **env_overrides),
                                    stdout=log, stderr=stderr)
     running = RunningContainer(process, port, log_path, stderr_path)
     try:
@@ -436,3 +467,46 @@ def predict_body(png: bytes) -> bytes:
 
     return json.dumps({"image": "data:image/png;base64," + base64.b64encode(png).decode("ascii")}).encode()
 
+
+
+def build_venv(folder: Path, requirements_file: str | Path) -> Path:
+    """A fresh virtual environment at `folder` with only `requirements_file`
+    installed, as the image's `pip install -r` does; reused when a previous
+    call completed it. Raises RuntimeError with pip's output if pip fails."""
+    folder = Path(folder)
+    done = folder / ".complete"
+    if done.exists():
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True, timeout=300)
+    result = subprocess.run([str(folder / "bin" / "python"), "-m", "pip", "install", "--quiet",
+                             "--disable-pip-version-check", "-r", str(requirements_file)],
+                            capture_output=True, text=True, timeout=1800)
+    if result.returncode != 0:
+        raise RuntimeError(f"pip install -r {requirements_file} failed:\n"
+                           + result.stdout[-2000:] + result.stderr[-3000:])
+    done.touch()
+    return folder
+
+
+def site_packages_bytes(venv: Path) -> int:
+    """Bytes of everything installed in a venv's site-packages (what the image's layer holds)."""
+    return sum(f.stat().st_size for f in Path(venv).glob("lib/python*/site-packages/**/*")
+               if f.is_file() and not f.is_symlink())
+
+
+def installed_bytes(distributions: set[str]) -> int:
+    """Bytes of the files these distributions installed in this interpreter's environment."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    total = 0
+    for name in distributions:
+        try:
+            files = distribution(name).files or []
+        except PackageNotFoundError:
+            continue
+        for file in files:
+            path = Path(file.locate())
+            if path.is_file() and not path.is_symlink():
+                total += path.stat().st_size
+    return total

@@ -21,6 +21,9 @@ import pytest
 from testing_support.loopback_server import start_live_server
 from flask_app import create_app
 from tests.app_config import base_test_config
+from tests.postgres_server import find_postgres_bin, running_postgres
+# The browser tests' fixtures (Chromium, pages checked for console errors, pen digits).
+from tests.browser_fixtures import browser, clear_digits, open_page, pen_strokes  # noqa: F401
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
@@ -118,3 +121,26 @@ def pen_digits_path():
 def pen_chars_path():
     full = full_data_file("PEN_CHARS_PATH", "pen_chars_dev.jsonl.gz")
     return str(full or FIXTURES / "pen_chars_sample.jsonl.gz")
+
+def postgres_required() -> bool:
+    """In CI (CI=true) PostgreSQL is installed by .ci/run, so its absence is a failure."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A private PostgreSQL server (Debian's package) on a unix socket, for the whole session."""
+    if find_postgres_bin() is None:
+        if postgres_required():
+            pytest.fail("PostgreSQL is not installed; CI installs it (.ci/run: apt-get install postgresql)")
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql); CI runs these tests")
+    with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def label_database_url(request):
+    """The label store's database, once per kind: None (the SQLite default) or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return None
+    return request.getfixturevalue("postgres_server").create_database()

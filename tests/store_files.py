@@ -13,16 +13,19 @@ def snapshot(root: Path) -> dict[str, bytes]:
 
 
 def sample_files(root: Path) -> dict[str, list[str]]:
-    """The store's files by kind: json, png, temp (hidden .tmp) and other."""
-    kinds: dict[str, list[str]] = {"json": [], "png": [], "temp": [], "other": []}
-    for path in sorted(Path(root).glob("[0-9]/*")):
+    """The store's image files by kind: png, temp (hidden .tmp) and other."""
+    kinds: dict[str, list[str]] = {"png": [], "temp": [], "other": []}
+    for path in sorted(Path(root).glob("images/*/*")):
         name = path.name
         if name.startswith(".") and name.endswith(".tmp"):
             kinds["temp"].append(str(path))
-        elif name.endswith(".json"):
-            kinds["json"].append(str(path))
-        elif name.endswith(".png"):
+        elif name.endswith(".png") and path.parent.name == name[:2]:
             kinds["png"].append(str(path))
         else:
             kinds["other"].append(str(path))
     return kinds
+
+
+def image_files(root: Path) -> dict[str, bytes]:
+    """Every file under `root`/images with its content (what a refused write must not leave)."""
+    return snapshot(Path(root) / "images")

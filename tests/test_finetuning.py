@@ -2,7 +2,7 @@
 
 The label store is filled through the real LabelStore with pen digits rendered
 as canvas drawings; damaged samples are made the way damage happens (a
-truncated file, an edited or corrupt sidecar, a file moved by hand).
+truncated or lost image file, a row edited by hand).
 """
 from __future__ import annotations
 
@@ -16,16 +16,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from sqlalchemy import update
 
 from digit_recognition.datasets import load_pen_digits, sha256_of
 from digit_recognition.finetuning import (NEAR_DUPLICATE_RMS, FinetuneConfig, finetune,
                                           load_prepared_dataset, near_duplicate_groups,
                                           prepare_collected_dataset)
+from digit_recognition.label_database import samples as samples_table
+from digit_recognition.inference import load_classifier
 from digit_recognition.label_store import LabelStore
 from digit_recognition.model import DigitClassifier
+from digit_recognition.model_files import metadata_path_for
 from digit_recognition.preprocessing import preprocess_drawing
 from digit_recognition.strokes import CanvasParams, render_strokes, to_png_bytes
-from digit_recognition.training import metadata_path_for
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_MODEL = REPO_ROOT / "flask_app" / "model" / "digit_cnn.keras"
@@ -62,10 +65,6 @@ def side_of_each_id(dataset) -> dict[str, str]:
             **{str(i): "validation" for i in dataset.ids_validation}}
 
 
-def sidecar(record) -> Path:
-    return record.png_path.with_suffix(".json")
-
-
 # -- prepare -----------------------------------------------------------------
 
 def test_prepare_keeps_valid_samples_drops_duplicates_and_counts_invalid(tmp_path, pen_by_label):
@@ -74,36 +73,28 @@ def test_prepare_keeps_valid_samples_drops_duplicates_and_counts_invalid(tmp_pat
     store = LabelStore(labels)
     strokes_3, strokes_5 = pen_by_label[3][10].strokes, pen_by_label[5][10].strokes
 
-    # Exact duplicates: the same drawing sent twice, and again from a canvas with
-    # another colour scheme (other PNG bytes, the same model input).
+    # Exact duplicates: the same drawing sent twice (the store keeps it once), and
+    # again from a canvas with another colour scheme (other PNG bytes, the same
+    # model input: prepare drops it).
     twice = drawing(strokes_3)
     first = store.save(twice, 3)
-    store.save(twice, 3)
+    assert store.save(twice, 3).duplicate
     store.save(drawing(strokes_3, style="white_on_transparent"), 3)
     # The same drawing under two labels: one of them is wrong, so both go.
     ambiguous = drawing(strokes_5)
     store.save(ambiguous, 5)
     store.save(ambiguous, 6)
 
-    # Damage, one sample per kind.
+    # Damage, one sample per kind, made the way it happens: a file truncated or
+    # lost on the volume, a row edited by hand.
     store.save(to_png_bytes(Image.new("RGBA", (280, 280), (255, 255, 255, 255))), 1)
     truncated = store.save(drawing(pen_by_label[7][10].strokes), 7)
     truncated.png_path.write_bytes(truncated.png_path.read_bytes()[:200])
-    undecodable = store.save(drawing(pen_by_label[7][11].strokes), 7)
-    undecodable.png_path.write_bytes(undecodable.png_path.read_bytes()[:200])
-    metadata = json.loads(sidecar(undecodable).read_text())
-    del metadata["sha256"]  # an older sample, from before checksums: the decoder must catch it
-    sidecar(undecodable).write_text(json.dumps(metadata))
+    lost = store.save(drawing(pen_by_label[7][11].strokes), 7)
+    lost.png_path.unlink()
     resized = store.save(drawing(pen_by_label[8][10].strokes), 8)
-    metadata = json.loads(sidecar(resized).read_text())
-    metadata["width"] = 999
-    sidecar(resized).write_text(json.dumps(metadata))
-    moved = store.save(drawing(pen_by_label[2][10].strokes), 2)
-    (labels / "9").mkdir(exist_ok=True)
-    for path in (moved.png_path, sidecar(moved)):  # moved by hand into the wrong digit's directory
-        os.rename(path, labels / "9" / path.name)
-    corrupt = store.save(drawing(pen_by_label[4][10].strokes), 4)
-    sidecar(corrupt).write_text('{"id": "' + corrupt.id + '", "label": ')
+    with store.engine.begin() as connection:
+        connection.execute(update(samples_table).where(samples_table.c.id == resized.id).values(width=999))
 
     printed = []
     report = prepare_collected_dataset(labels, tmp_path / "collected.npz", log=printed.append)
@@ -111,18 +102,16 @@ def test_prepare_keeps_valid_samples_drops_duplicates_and_counts_invalid(tmp_pat
     assert report.invalid == {
         "drawing is empty": 1,
         "image does not match the checksum in its metadata": 1,
-        "image does not decode": 1,
+        "image file missing or unreadable": 1,
         "image size disagrees with its metadata": 1,
-        "label disagrees with the sample's directory": 1,
-        "metadata unreadable": 1,
     }
-    assert report.duplicates_dropped == 2
+    assert report.duplicates_dropped == 1
     assert report.conflicting_dropped == 2
-    assert report.samples_read == len(valid) + 3 + 2 + 6
+    assert report.samples_read == len(valid) + 2 + 2 + 4
     expected = {label: PER_DIGIT for label in range(10)}
     expected[3] += 1  # the duplicated drawing, once
     assert {d: c["train"] + c["validation"] for d, c in report.counts.items()} == expected
-    assert "digit   train  validation" in printed[0] and "6 invalid, skipped" in printed[0]
+    assert "digit   train  validation" in printed[0] and "4 invalid, skipped" in printed[0]
 
     dataset = load_prepared_dataset(tmp_path / "collected.npz")
     kept = set(side_of_each_id(dataset))
@@ -241,6 +230,15 @@ def test_finetune_saves_a_loadable_model_with_its_lineage(tmp_path, prepared, mn
     assert metadata["mnist_test_accuracy"] == metadata["evaluation"]["after"]["mnist_test"]
     assert metadata["fine_tuning"]["samples_per_epoch"] == collected_source["train"] * config.collected_repeats + 300
     assert metadata["base_data"] == shipped["data"]
+    # The served form: the .tflite beside it, checked on the digits just measured.
+    assert metadata["files"] == {"keras": output.name, "tflite": output.with_suffix(".tflite").name,
+                                 "tflite_sha256": metadata["files"]["tflite_sha256"]}
+    assert metadata["conversion"]["samples"] == 300 + collected_source["validation"]
+    assert metadata["conversion"]["different_answers"] == 0
+    served = load_classifier(output)
+    assert served.backend == "litert"
+    np.testing.assert_allclose(served.predict_probabilities(load_prepared_dataset(prepared).x_validation),
+                               probabilities, atol=1e-4)
 
 
 def test_finetune_command_refuses_a_model_that_fails_the_gate(tmp_path, prepared, mnist_path):

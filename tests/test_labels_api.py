@@ -20,7 +20,7 @@ from PIL import Image
 from flask_app import create_app
 from tests.app_config import base_test_config
 from testing_support.drawings import data_url, digit_png
-from tests.store_files import sample_files, snapshot
+from tests.store_files import image_files, sample_files, snapshot
 
 TOKEN = "test-admin-token"  # base_test_config's
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -28,6 +28,11 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 def labels_dir(app) -> Path:
     return Path(app.config["LABELS_DIR"])
+
+
+def stored(app) -> tuple[dict, list]:
+    """What the store holds: its image files and every row (what a refused request must not change)."""
+    return image_files(labels_dir(app)), app.extensions["label_store"].list()[1]
 
 
 def submit(client, label=3, image=None, **extra):
@@ -52,21 +57,41 @@ def test_submit_stores_the_drawing_and_answers_201(client, app):
     assert body["prediction"] in range(10) and 0.0 <= body["confidence"] <= 1.0
     assert body["model_version"] == app.extensions["recognizer"].model_version
     assert response.headers["Location"] == f"/labels/{body['id']}"
-    folder = labels_dir(app) / "7"
-    metadata = json.loads((folder / f"{body['id']}.json").read_text())
-    assert {k: metadata[k] for k in ("id", "label", "prediction", "confidence", "model_version")} == {
+    assert body["duplicate"] is False
+    record = app.extensions["label_store"].get(body["id"])
+    assert {k: getattr(record, k) for k in ("id", "label", "prediction", "confidence", "model_version")} == {
         k: body[k] for k in ("id", "label", "prediction", "confidence", "model_version")}
-    stored = (folder / f"{body['id']}.png").read_bytes()
-    assert hashlib.sha256(stored).hexdigest() == metadata["sha256"]
-    with Image.open(io.BytesIO(stored)) as image:
-        assert image.size == (metadata["width"], metadata["height"]) == Image.open(io.BytesIO(drawing)).size
+    png = record.png_path.read_bytes()
+    assert hashlib.sha256(png).hexdigest() == record.sha256
+    with Image.open(io.BytesIO(png)) as image:
+        assert image.size == (record.width, record.height) == Image.open(io.BytesIO(drawing)).size
+
+
+def test_the_same_drawing_sent_again_answers_the_stored_sample(client, app):
+    first = submit(client, 3).get_json()
+    again = submit(client, 3)
+    assert again.status_code == 201 and again.get_json()["id"] == first["id"]
+    assert again.get_json()["duplicate"] is True
+    assert app.extensions["label_store"].count() == 1
+    assert submit(client, 8).get_json()["id"] != first["id"]  # another label: another sample
+
+
+def test_a_full_store_answers_507_with_the_reason(tmp_path):
+    app = create_app(base_test_config(tmp_path, LABELS_MAX_SAMPLES=1))
+    client = app.test_client()
+    assert submit(client, 3).status_code == 201
+    before = stored(app)
+    refused = submit(client, 4, data_url(digit_png(4)))
+    assert refused.status_code == 507
+    assert "LABELS_MAX_SAMPLES" in refused.get_json()["error"] and "not saved" in refused.get_json()["error"]
+    assert stored(app) == before
 
 
 @pytest.mark.parametrize("label, stored_as", [(0, 0), (9, 9), ("0", 0), ("5", 5)])
 def test_integer_and_one_character_labels_are_accepted(client, app, label, stored_as):
     response = submit(client, label)
     assert response.status_code == 201 and response.get_json()["label"] == stored_as
-    assert (labels_dir(app) / str(stored_as) / f"{response.get_json()['id']}.json").is_file()
+    assert app.extensions["label_store"].get(response.get_json()["id"]).label == stored_as
 
 
 def test_bare_base64_is_accepted(client):
@@ -80,11 +105,11 @@ BAD_LABELS = [-1, 10, 3.5, 7.0, "seven", "7 ", " 7", "", "07", "\u0663", None, T
 
 @pytest.mark.parametrize("label", BAD_LABELS, ids=repr)
 def test_bad_label_is_400_and_writes_nothing(client, app, label):
-    before = snapshot(labels_dir(app))
+    before = stored(app)
     response = submit(client, label)
     assert response.status_code == 400
     assert "label" in response.get_json()["error"]
-    assert snapshot(labels_dir(app)) == before
+    assert stored(app) == before
 
 
 def _blank_png():
@@ -111,11 +136,11 @@ BAD_REQUESTS = {
 @pytest.mark.parametrize("case", list(BAD_REQUESTS))
 def test_bad_image_answers_its_status_and_writes_nothing(client, app, case):
     body, status = BAD_REQUESTS[case]
-    before = snapshot(labels_dir(app))
+    before = stored(app)
     response = client.post("/labels", json=body)
     assert response.status_code == status, response.get_json()
     assert isinstance(response.get_json()["error"], str)
-    assert snapshot(labels_dir(app)) == before
+    assert stored(app) == before
 
 
 @pytest.mark.parametrize("data, content_type, status", [
@@ -125,10 +150,10 @@ def test_bad_image_answers_its_status_and_writes_nothing(client, app, case):
     ("", "text/plain", 415),
 ])
 def test_bodies_that_are_not_a_json_object_are_refused(client, app, data, content_type, status):
-    before = snapshot(labels_dir(app))
+    before = stored(app)
     response = client.post("/labels", data=data, content_type=content_type)
     assert response.status_code == status
-    assert snapshot(labels_dir(app)) == before
+    assert stored(app) == before
 
 
 def test_a_bomb_declaring_huge_dimensions_is_413_and_writes_nothing(client, app):
@@ -137,10 +162,10 @@ def test_a_bomb_declaring_huge_dimensions_is_413_and_writes_nothing(client, app)
     ihdr_at = small.index(b"IHDR")
     header = small[ihdr_at:ihdr_at + 4] + (20000).to_bytes(4, "big") * 2 + small[ihdr_at + 12:ihdr_at + 17]
     bomb = small[:ihdr_at] + header + zlib.crc32(header).to_bytes(4, "big") + small[ihdr_at + 21:]
-    before = snapshot(labels_dir(app))
+    before = stored(app)
     response = submit(client, 3, data_url(bomb))
     assert response.status_code == 413
-    assert snapshot(labels_dir(app)) == before
+    assert stored(app) == before
 
 
 # -- storage failures ----------------------------------------------------------
@@ -191,11 +216,11 @@ def full_labels_dir(tmp_path):
 
 def test_a_full_disk_answers_507_and_leaves_nothing(tmp_path, full_labels_dir):
     app = create_app(base_test_config(tmp_path, LABELS_DIR=str(full_labels_dir)))
-    before = snapshot(full_labels_dir)
+    before = image_files(full_labels_dir)
     response = submit(app.test_client(), 3)
     assert response.status_code == 507
     assert "full" in response.get_json()["error"]
-    assert snapshot(full_labels_dir) == before
+    assert image_files(full_labels_dir) == before
 
 
 # -- the admin token -------------------------------------------------------------
@@ -221,26 +246,26 @@ def _admin_requests(sample_id: str):
 ], ids=["none", "wrong", "longer", "basic", "no-scheme", "empty"])
 def test_admin_api_refuses_a_missing_or_wrong_token(client, app, headers):
     sample_id = submit(client, 3).get_json()["id"]
-    before = snapshot(labels_dir(app))
+    before = stored(app)
     for method, url, body in _admin_requests(sample_id):
         response = client.open(url, method=method, json=body, headers=headers)
         assert response.status_code == 401, (method, url)
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
         assert "token" in response.get_json()["error"]
-    assert snapshot(labels_dir(app)) == before
+    assert stored(app) == before
 
 
 def test_admin_api_is_refused_when_no_token_is_configured(tmp_path):
     app = create_app(base_test_config(tmp_path, ADMIN_TOKEN=None))
     client = app.test_client()
     sample_id = submit(client, 3).get_json()["id"]
-    before = snapshot(labels_dir(app))
+    before = stored(app)
     for headers in ({}, {"Authorization": "Bearer "}, {"Authorization": "Bearer None"}, AUTH):
         for method, url, body in _admin_requests(sample_id):
             response = client.open(url, method=method, json=body, headers=headers)
             assert response.status_code == 403, (method, url)
             assert "ADMIN_TOKEN" in response.get_json()["error"]
-    assert snapshot(labels_dir(app)) == before
+    assert stored(app) == before
     assert client.get("/review").status_code == 403
     assert client.post("/review/login", data={"token": ""}).status_code == 403
 
@@ -261,12 +286,12 @@ def test_admin_api_works_with_the_token(client, app):
 
     png = client.get(f"/labels/{first['id']}.png", headers=AUTH)
     assert png.status_code == 200 and png.mimetype == "image/png"
-    assert png.data == (labels_dir(app) / "2" / f"{first['id']}.png").read_bytes()
+    store = app.extensions["label_store"]
+    assert png.data == store.get(first["id"]).png_path.read_bytes()
 
     relabelled = client.patch(f"/labels/{first['id']}", json={"label": "5"}, headers=AUTH)
     assert relabelled.status_code == 200 and relabelled.get_json()["label"] == 5
-    assert (labels_dir(app) / "5" / f"{first['id']}.json").is_file()
-    assert not (labels_dir(app) / "2" / f"{first['id']}.json").exists()
+    assert store.get(first["id"]).label == 5 and store.get(first["id"]).previous_label == 2
     assert client.get("/labels?label=5", headers=AUTH).get_json()["total"] == 1
     assert client.get("/labels?label=2", headers=AUTH).get_json()["total"] == 0
 
@@ -274,8 +299,8 @@ def test_admin_api_works_with_the_token(client, app):
     assert client.get(f"/labels/{second['id']}.png", headers=AUTH).status_code == 404
     assert client.delete(f"/labels/{second['id']}", headers=AUTH).status_code == 404
     files = sample_files(labels_dir(app))
-    assert [Path(p).name for p in files["json"]] == [f"{first['id']}.json"]
-    assert len(files["png"]) == 1 and files["temp"] == []
+    assert [Path(p).name for p in files["png"]] == [f"{first['id']}.png"] and files["temp"] == []
+    assert [r.id for r in store.list()[1]] == [first["id"]]
 
 
 def test_list_filters_and_pages(client):
@@ -307,29 +332,30 @@ def test_bad_list_parameters_are_400(client, query):
                                     "12345678-1234-1234-1234-123456789012", "0" * 31, "0" * 33, "export.png"])
 def test_malformed_ids_are_404_and_touch_nothing(client, app, bad_id):
     submit(client, 3)
-    before = snapshot(labels_dir(app))
+    before = stored(app)
     for method, url in (("GET", f"/labels/{bad_id}"), ("GET", f"/labels/{bad_id}.png"),
                         ("DELETE", f"/labels/{bad_id}"), ("PATCH", f"/labels/{bad_id}")):
         response = client.open(url, method=method, json={"label": 1}, headers=AUTH)
         assert response.status_code == 404, (method, url)
-    assert snapshot(labels_dir(app)) == before
+    assert stored(app) == before
 
 
 @pytest.mark.parametrize("label", [10, -1, True, None, "x", 2.5])
 def test_relabel_with_a_bad_label_is_400_and_changes_nothing(client, app, label):
     sample_id = submit(client, 3).get_json()["id"]
-    before = snapshot(labels_dir(app))
+    before = stored(app)
     response = client.patch(f"/labels/{sample_id}", json={"label": label}, headers=AUTH)
     assert response.status_code == 400
-    assert snapshot(labels_dir(app)) == before
+    assert stored(app) == before
 
 
 def test_export_is_a_zip_of_the_whole_store(client, app):
-    submitted = [submit(client, d, data_url(digit_png(d, seed=d))).get_json() for d in (0, 1, 1, 9)]
+    submitted = [submit(client, d, data_url(digit_png(d, seed=i))).get_json() for i, d in enumerate((0, 1, 1, 9))]
     response = client.get("/labels/export", headers=AUTH)
     assert response.status_code == 200 and response.mimetype == "application/zip"
     assert re.fullmatch(r'attachment; filename=labels-\d{8}T\d{6}Z\.zip',
                         response.headers["Content-Disposition"])
+    assert response.is_streamed and "Content-Length" not in response.headers
     with zipfile.ZipFile(io.BytesIO(response.data)) as archive:
         assert archive.testzip() is None
         manifest = json.loads(archive.read("manifest.json"))
@@ -337,9 +363,44 @@ def test_export_is_a_zip_of_the_whole_store(client, app):
         for sample in submitted:
             stem = f"{sample['label']}/{sample['id']}"
             png = archive.read(f"{stem}.png")
-            assert png == (labels_dir(app) / f"{stem}.png").read_bytes()
+            assert png == app.extensions["label_store"].get(sample["id"]).png_path.read_bytes()
             assert json.loads(archive.read(f"{stem}.json"))["label"] == sample["label"]
             Image.open(io.BytesIO(png)).load()
+
+
+def test_head_export_answers_the_headers_without_building_the_zip(client, app, monkeypatch):
+    submit(client, 3)
+    built = []
+    monkeypatch.setattr(type(app.extensions["label_store"]), "iter_samples",
+                        lambda self, *a, **k: built.append(1) or iter(()))
+    response = client.head("/labels/export", headers=AUTH)
+    assert response.status_code == 200 and response.mimetype == "application/zip"
+    assert response.headers["Content-Disposition"].startswith("attachment; filename=labels-")
+    assert response.data == b"" and built == []
+    assert client.head("/labels/export").status_code == 401
+
+
+def test_list_filters_by_date(client, app):
+    first = submit(client, 1, data_url(digit_png(1, seed=1))).get_json()
+    second = submit(client, 2, data_url(digit_png(2, seed=2))).get_json()
+    created = app.extensions["label_store"].get(second["id"]).created_at
+    since = client.get("/labels", query_string={"since": created}, headers=AUTH).get_json()
+    until = client.get("/labels", query_string={"until": created}, headers=AUTH).get_json()
+    assert [i["id"] for i in since["items"]] == [second["id"]] and since["total"] == 1
+    assert [i["id"] for i in until["items"]] == [first["id"]]
+    assert client.get("/labels?since=2000-01-01", headers=AUTH).get_json()["total"] == 2
+    assert client.get("/labels?until=2000-01-01T00:00:00Z", headers=AUTH).get_json()["total"] == 0
+    for bad in ("yesterday", "2026-13-01", "%D9%A3"):
+        response = client.get(f"/labels?since={bad}", headers=AUTH)
+        assert response.status_code == 400 and "since" in response.get_json()["error"]
+
+
+def test_relabel_onto_an_exact_copy_is_409(client, app):
+    drawing = data_url(digit_png(5, seed=4))
+    five, six = submit(client, 5, drawing).get_json(), submit(client, 6, drawing).get_json()
+    response = client.patch(f"/labels/{six['id']}", json={"label": 5}, headers=AUTH)
+    assert response.status_code == 409 and five["id"] in response.get_json()["error"]
+    assert app.extensions["label_store"].get(six["id"]).label == 6
 
 
 # -- the review page ---------------------------------------------------------------
@@ -385,9 +446,8 @@ def test_a_session_ends_when_the_admin_token_changes(tmp_path):
 
 def test_review_page_lists_filters_and_pages_samples(client, app):
     store = app.extensions["label_store"]
-    drawings = [digit_png(d, seed=d) for d in range(10)]
     for i in range(50):  # straight into the store: the page is under test here, not POST /labels
-        store.save(drawings[i % 10], i % 10, prediction=(i % 10) if i % 7 else (i + 1) % 10, confidence=0.5)
+        store.save(digit_png(i % 10, seed=i), i % 10, prediction=(i % 10) if i % 7 else (i + 1) % 10, confidence=0.5)
     client.post("/review/login", data={"token": TOKEN})
 
     page = client.get("/review").data.decode()
@@ -421,3 +481,19 @@ def test_review_page_has_no_inline_script_style_or_handlers(client):
         assert not re.search(r"\sstyle\s*=", html) and "<style" not in html
         assert not re.search(r"\son[a-z]+\s*=", html)
     assert 'type="module"' in client.get("/review").data.decode()
+
+
+def test_the_models_verdict_is_kept_with_the_sample(client):
+    """A drawing the model calls not a digit can still be labelled; the store keeps what the model said."""
+    from testing_support.drawings import png_of
+    from PIL import ImageDraw
+
+    image = Image.new("RGBA", (280, 280))
+    ImageDraw.Draw(image).ellipse((130, 130, 148, 148), fill=(0, 0, 0, 255))  # a click: not a digit
+    response = client.post("/labels", json={"image": data_url(png_of(image)), "label": 1})
+    assert response.status_code == 201, response.get_data(as_text=True)
+    sample_id = response.get_json()["id"]
+    listed = client.get("/labels", headers=AUTH).get_json()["items"]
+    [item] = [i for i in listed if i["id"] == sample_id]
+    assert item["model_verdict"] == "not_a_digit"
+    assert item["label"] == 1

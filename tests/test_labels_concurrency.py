@@ -1,11 +1,12 @@
-"""Labelled drawings under concurrency and crashes, through real servers.
+"""Labelled drawings under concurrency and crashes, through real servers, on
+each database (SQLite; PostgreSQL where installed, always in CI).
 
-(a) 20 clients submit 25 drawings each at once to the app served on loopback:
-    exactly 500 whole samples, each under its digit, and GET /labels lists them.
+(a) 20 clients submit 25 distinct drawings each at once to the app served on
+    loopback: exactly 500 whole samples, 50 per digit, and GET /labels lists them.
 (b) gunicorn in a subprocess is killed with SIGKILL while submissions are in
-    flight: no partial file, every acknowledged sample survives, and after a
-    restart (whose start-up sweep clears the leftovers) every listed sample is
-    whole and the API agrees with the disk.
+    flight: every acknowledged sample survives, no row lacks its image, and
+    after a restart and `labels sweep` no image is left that no row names;
+    the API agrees with the store.
 
 Figures (counts, timings) are printed; run with -s to see them.
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import signal
 import socket
@@ -27,7 +27,10 @@ import pytest
 import requests
 from PIL import Image
 
+from digit_recognition.label_store import LabelStore
+from flask_app import create_app
 from testing_support.drawings import data_url, digit_png
+from tests.app_config import base_test_config
 from tests.store_files import sample_files
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -38,24 +41,30 @@ TOKEN = "test-admin-token"  # base_test_config's
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-def check_store_on_disk(root: Path) -> dict[str, dict]:
-    """Every sample on disk is whole: its JSON parses, sits under its label,
-    and names a PNG that decodes and matches its recorded hash. Returns the
+@pytest.fixture
+def app(tmp_path, label_database_url):
+    """The real app on each database (overrides conftest's SQLite-only app)."""
+    return create_app(base_test_config(tmp_path, LABELS_DATABASE_URL=label_database_url))
+
+
+def check_store(labels_dir: Path, database_url: str | None) -> dict[str, dict]:
+    """Every sample the store lists is whole: its image exists, decodes, and
+    matches its recorded hash and size; no sample twice. Returns the
     metadata by id."""
+    store = LabelStore(labels_dir, database_url)
     samples = {}
-    files = sample_files(root)
-    assert files["other"] == []
-    for json_path in map(Path, files["json"]):
-        metadata = json.loads(json_path.read_text())
-        assert metadata["id"] == json_path.stem
-        assert str(metadata["label"]) == json_path.parent.name
-        png = json_path.with_suffix(".png").read_bytes()
-        assert hashlib.sha256(png).hexdigest() == metadata["sha256"]
-        with Image.open(io.BytesIO(png)) as image:
-            image.load()
-            assert image.format == "PNG" and image.size == (metadata["width"], metadata["height"])
-        assert metadata["id"] not in samples, "a sample is stored twice"
-        samples[metadata["id"]] = metadata
+    try:
+        for record in store.iter_samples():
+            png = record.png_path.read_bytes()  # FileNotFoundError: a row without its image
+            assert hashlib.sha256(png).hexdigest() == record.sha256
+            with Image.open(io.BytesIO(png)) as image:
+                image.load()
+                assert image.format == "PNG" and image.size == (record.width, record.height)
+            assert record.id not in samples, "a sample is stored twice"
+            samples[record.id] = record.metadata()
+        assert store.count() == len(samples)
+    finally:
+        store.close()
     return samples
 
 
@@ -77,7 +86,7 @@ def list_all(base_url: str) -> list[dict]:
 # -- (a) many clients at once ----------------------------------------------------
 
 def test_twenty_clients_submitting_at_once_store_exactly_500_whole_samples(live_server):
-    drawings = {d: [data_url(digit_png(d, seed=s)) for s in range(3)] for d in range(10)}
+    drawings = [data_url(digit_png(n % 10, seed=n)) for n in range(CLIENTS * PER_CLIENT)]
     expected: dict[str, int] = {}
     failures: list[str] = []
     lock = threading.Lock()
@@ -87,10 +96,11 @@ def test_twenty_clients_submitting_at_once_store_exactly_500_whole_samples(live_
         with requests.Session() as session:
             start.wait()
             for i in range(PER_CLIENT):
-                label = (number * PER_CLIENT + i) % 10
+                n = number * PER_CLIENT + i
+                label = n % 10
                 try:
                     response = session.post(f"{live_server.url}/labels", timeout=60,
-                                            json={"image": drawings[label][i % 3], "label": label})
+                                            json={"image": drawings[n], "label": label})
                 except requests.RequestException as exc:
                     failures.append(f"client {number}: {exc!r}")
                     continue
@@ -110,10 +120,12 @@ def test_twenty_clients_submitting_at_once_store_exactly_500_whole_samples(live_
 
     assert failures == []
     assert len(expected) == CLIENTS * PER_CLIENT == 500
-    on_disk = check_store_on_disk(live_server.labels_dir)
-    assert {i: m["label"] for i, m in on_disk.items()} == expected
+    database_url = live_server.app.config["LABELS_DATABASE_URL"]
+    stored = check_store(live_server.labels_dir, database_url)
+    assert {i: m["label"] for i, m in stored.items()} == expected
+    store = live_server.app.extensions["label_store"]
     for digit in range(10):
-        assert len(list((live_server.labels_dir / str(digit)).glob("*.json"))) == 50
+        assert store.list(label=digit)[0] == 50
     files = sample_files(live_server.labels_dir)
     assert len(files["png"]) == 500 and files["temp"] == []
 
@@ -139,15 +151,15 @@ def _free_port() -> int:
 class GunicornServer:
     """gunicorn serving flask_app.app:app in its own process group."""
 
-    def __init__(self, labels_dir: Path, log_path: Path):
+    def __init__(self, labels_dir: Path, log_path: Path, database_url: str | None = None):
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self.env = {**os.environ, "LABELS_DIR": str(labels_dir), "ADMIN_TOKEN": TOKEN,
                     "SECRET_KEY": "crash-test", "LABELS_RATE_LIMIT": "off", "PREDICT_RATE_LIMIT": "off",
+                    **({"LABELS_DATABASE_URL": database_url} if database_url else {}),
                     "MODEL_PATH": str(REPO_ROOT / "flask_app" / "model" / "digit_cnn.keras"),
-                    # The old server is dead: nothing in the directory is still being written.
-                    "LABELS_SWEEP_GRACE_SECONDS": "0", "PYTHONUNBUFFERED": "1"}
+                    "PYTHONUNBUFFERED": "1"}
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 120) -> None:
@@ -184,33 +196,38 @@ class GunicornServer:
                 self.kill()
 
 
-def _submit_until_killed(url: str, drawings: dict, acknowledged: dict, stop: threading.Event,
+def _submit_until_killed(url: str, drawings: list, acknowledged: dict, stop: threading.Event,
                          worker: int) -> None:
-    """Submit drawings back to back; every 201 is a promise the store must keep."""
+    """Submit distinct drawings back to back; every 201 is a promise the store must keep."""
     with requests.Session() as session:
-        i = 0
-        while not stop.is_set():
-            label = (worker + i) % 10
+        for i in range(len(drawings) // KILL_CLIENTS):
+            if stop.is_set():
+                return
+            n = i * KILL_CLIENTS + worker
+            label = n % 10
             try:
-                response = session.post(f"{url}/labels", json={"image": drawings[label], "label": label},
+                response = session.post(f"{url}/labels", json={"image": drawings[n], "label": label},
                                         timeout=30)
             except requests.RequestException:
                 return  # the server is gone
             if response.status_code == 201:
                 acknowledged[response.json()["id"]] = label
-            i += 1
 
 
-def test_sigkill_mid_flight_leaves_only_whole_samples(tmp_path):
+KILL_CLIENTS = 12
+
+
+def test_sigkill_mid_flight_leaves_only_whole_samples(tmp_path, label_database_url):
     labels_dir = tmp_path / "labels"
-    server = GunicornServer(labels_dir, tmp_path / "gunicorn.log")
-    drawings = {d: data_url(digit_png(d, seed=d)) for d in range(10)}
+    server = GunicornServer(labels_dir, tmp_path / "gunicorn.log", label_database_url)
+    drawings = [data_url(digit_png(n % 10, seed=n)) for n in range(KILL_CLIENTS * 40)]
     acknowledged: dict[str, int] = {}
     server.start()
     try:
         stop = threading.Event()
         threads = [threading.Thread(target=_submit_until_killed,
-                                    args=(server.url, drawings, acknowledged, stop, w)) for w in range(12)]
+                                    args=(server.url, drawings, acknowledged, stop, w))
+                   for w in range(KILL_CLIENTS)]
         for thread in threads:
             thread.start()
         deadline = time.monotonic() + 60
@@ -225,23 +242,29 @@ def test_sigkill_mid_flight_leaves_only_whole_samples(tmp_path):
         server.stop()
     assert acknowledged_before_kill >= 60, "the server answered too few submissions to test anything"
 
-    # What the kill left: whole samples, and at most temp files or orphan PNGs.
+    # What the kill left: whole samples (no row without its image), and at most
+    # temp files or images no row names.
     left = sample_files(labels_dir)
-    on_disk = check_store_on_disk(labels_dir)
+    stored = check_store(labels_dir, label_database_url)
     for png_path in map(Path, left["png"]):  # orphans too: renamed into place, so whole
         with Image.open(png_path) as image:
             image.load()
-    orphans = [p for p in left["png"] if not Path(p).with_suffix(".json").exists()]
-    for sample_id, label in acknowledged.items():  # a 201 means it was on disk, fsynced
-        assert on_disk[sample_id]["label"] == label
+    orphans = [p for p in left["png"] if Path(p).stem not in stored]
+    for sample_id, label in acknowledged.items():  # a 201 means it was committed, after its image
+        assert stored[sample_id]["label"] == label
 
-    server.start()  # the restart sweeps the leftovers
+    server.start()
     try:
+        # Nothing writes now: the sweep may take even the youngest leftovers.
+        sweep = subprocess.run([sys.executable, "-m", "digit_recognition", "labels", "sweep",
+                                "--grace-seconds", "0"], cwd=REPO_ROOT, env=server.env,
+                               capture_output=True, text=True, timeout=300)
+        assert sweep.returncode == 0, sweep.stderr[-2000:]
         after = sample_files(labels_dir)
         assert after["temp"] == [] and after["other"] == []
-        assert all(Path(p).with_suffix(".json").exists() for p in after["png"]), "orphans survived"
-        survivors = check_store_on_disk(labels_dir)
-        assert survivors == on_disk
+        survivors = check_store(labels_dir, label_database_url)
+        assert sorted(Path(p).stem for p in after["png"]) == sorted(survivors), "an unreferenced image survived"
+        assert survivors == stored
         listed = list_all(server.url)
         assert {i["id"]: i["label"] for i in listed} == {i: m["label"] for i, m in survivors.items()}
         for item in listed[:: max(1, len(listed) // 20)]:
@@ -249,11 +272,11 @@ def test_sigkill_mid_flight_leaves_only_whole_samples(tmp_path):
             assert png.status_code == 200
             assert hashlib.sha256(png.content).hexdigest() == survivors[item["id"]]["sha256"]
         # The restarted server takes submissions again.
-        response = requests.post(f"{server.url}/labels", json={"image": drawings[4], "label": 4}, timeout=30)
+        response = requests.post(f"{server.url}/labels", json={"image": drawings[-1], "label": 9}, timeout=30)
         assert response.status_code == 201
     finally:
         server.stop()
     print(f"\n[labels crash] SIGKILL after {acknowledged_before_kill} acknowledged submissions "
-          f"({len(acknowledged)} acknowledged in all); on disk after the kill: {len(on_disk)} whole "
-          f"samples, {len(left['temp'])} temp files, {len(orphans)} orphan PNGs, 0 partial files; "
-          f"after restart: {len(survivors)} samples listed, all whole, leftovers swept")
+          f"({len(acknowledged)} acknowledged in all); after the kill: {len(stored)} whole "
+          f"samples, {len(left['temp'])} temp files, {len(orphans)} unreferenced images; "
+          f"after restart and sweep: {len(survivors)} samples listed, all whole, no leftovers")

@@ -20,8 +20,10 @@ from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
 from digit_recognition.errors import DrawingError
-from digit_recognition.imaging import image_to_rgba
-from digit_recognition.preprocessing import MNIST_SIZE, preprocess_drawing, preprocess_rgba
+from digit_recognition.imaging import decode_drawing_image, image_to_rgba
+from digit_recognition.preprocessing import (
+    BBOX_THRESHOLD, MNIST_SIZE, drawing_ink, preprocess_drawing, preprocess_image, preprocess_rgba,
+)
 
 SETTINGS = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -175,3 +177,59 @@ def test_any_rgba_array_gives_a_digit_or_a_drawing_error(width, height, kind, se
     if kind == "noise":  # not only multiples of 1/255
         pixels = np.random.default_rng(seed).random((height, width, 4)).astype(dtype)
     assert_digit_or_drawing_error(lambda: preprocess_rgba(pixels))
+
+
+def outcome(make_digit):
+    """A digit array, or the DrawingError subclass raised."""
+    try:
+        return make_digit()
+    except DrawingError as exc:
+        return type(exc)
+
+
+def assert_same_outcome(fast, reference) -> None:
+    if isinstance(reference, np.ndarray):
+        assert isinstance(fast, np.ndarray), fast
+        np.testing.assert_allclose(fast, reference, atol=1e-5)
+    else:
+        assert fast is reference
+
+
+@SETTINGS
+@given(mode=st.sampled_from(PNG_MODES + MEMORY_ONLY_MODES), width=SIDES, height=SIDES,
+       kind=CONTENT, seed=SEEDS)
+def test_the_fast_path_gives_what_the_whole_canvas_float_path_gives(mode, width, height, kind, seed):
+    """The server (preprocess_drawing) and training (render_pen_digits) find the
+    ink on its 8-bit bounding box; the model was trained when the whole canvas
+    was turned into float RGBA first. Both must give the same 28x28."""
+    image = image_in_mode(mode, rgba_content(kind, width, height, seed), seed)
+    assert_same_outcome(outcome(lambda: preprocess_image(image)),
+                        outcome(lambda: preprocess_rgba(image_to_rgba(image))))
+
+
+@SETTINGS
+@given(data=hand_built_pngs())
+def test_the_fast_path_agrees_on_every_bit_depth_and_colour_type(data):
+    def reference():
+        return preprocess_rgba(image_to_rgba(decode_drawing_image(data)))
+    assert_same_outcome(outcome(lambda: preprocess_drawing(data)), outcome(reference))
+
+
+@SETTINGS
+@given(width=st.integers(16, 1200), height=st.integers(16, 1200), seed=SEEDS, transparent=st.booleans())
+def test_drawing_ink_boxes_map_back_to_where_the_ink_is_in_the_drawing(width, height, seed, transparent):
+    """drawing_ink holds only the box of the drawing with ink in it; a box in
+    that map, given back in the drawing's pixels, must land on the ink."""
+    rng = np.random.default_rng(seed)
+    x0, y0 = int(rng.integers(0, width - 4)), int(rng.integers(0, height - 4))
+    x1, y1 = int(rng.integers(x0 + 4, width + 1)), int(rng.integers(y0 + 4, height + 1))
+    image = Image.new("RGBA", (width, height), (0, 0, 0, 0) if transparent else (255, 255, 255, 255))
+    ImageDraw.Draw(image).rectangle([x0, y0, x1 - 1, y1 - 1], fill=(0, 0, 0, 255))
+    drawing = drawing_ink(png_bytes(image))
+    strongest = float(drawing.ink.max())
+    rows = np.flatnonzero(drawing.ink.max(axis=1) >= BBOX_THRESHOLD * strongest)
+    cols = np.flatnonzero(drawing.ink.max(axis=0) >= BBOX_THRESHOLD * strongest)
+    x, y, w, h = drawing.box_in_drawing(int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
+    tolerance = drawing.scale  # a shrunk drawing's pixel covers scale x scale of the drawing's
+    assert abs(x - x0) < tolerance + 1 and abs(y - y0) < tolerance + 1
+    assert abs(x + w - x1) < tolerance + 1 and abs(y + h - y1) < tolerance + 1

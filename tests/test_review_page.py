@@ -69,21 +69,49 @@ def test_review_flow_in_a_browser(browser, live_server, filled_store, tmp_path):
     expect(newest).not_to_have_class("review-card--disagreed")
     assert store.get(sample_id).label == 1
 
-    # Delete the next one, confirming the dialog.
+    # One click takes the model's label where it disagreed (the remaining 7: the model said 1).
+    seven_id = page.locator('[data-testid="sample"][data-label="7"]').first.get_attribute("data-id")
+    seven = page.locator(f'[data-id="{seven_id}"]')
+    seven.locator('[data-testid="accept"]').click()
+    expect(by_testid(page, "status")).to_have_text("Relabelled as 1.")
+    expect(seven.locator('[data-testid="accept"]')).to_have_count(0)
+    expect(seven).not_to_have_class("review-card--disagreed")
+    assert store.get(seven_id).label == 1
+
+    # Delete the next one: gone at once, the count and the range follow, the
+    # keyboard lands on the next drawing, and Undo brings it back.
     doomed = cards(page).nth(1)
     doomed_id = doomed.get_attribute("data-id")
-    page.once("dialog", lambda dialog: dialog.accept())
+    after_doomed = cards(page).nth(2).get_attribute("data-id")
     doomed.locator('[data-testid="delete"]').click()
-    expect(by_testid(page, "status")).to_have_text("Deleted.")
-    expect(cards(page)).to_have_count(5)
-    expect(by_testid(page, "total")).to_have_text("5")
-    assert store.get(doomed_id) is None
+    expect(by_testid(page, "status")).to_have_text(f"Deleted the drawing labelled {store.get(doomed_id).label}.")
+    expect(by_testid(page, "summary")).to_have_text("5 matching, showing 1–5.")
+    assert page.evaluate("document.activeElement.dataset.id") == after_doomed
+    by_testid(page, "undo-delete").click()
+    expect(by_testid(page, "summary")).to_have_text("6 matching, showing 1–6.")
+    assert page.evaluate("document.activeElement.dataset.id") == doomed_id
+    assert store.get(doomed_id) is not None
 
-    # A dismissed confirmation deletes nothing.
-    page.once("dialog", lambda dialog: dialog.dismiss())
-    cards(page).first.locator('[data-testid="delete"]').click()
-    expect(cards(page)).to_have_count(5)
+    # Deleted for good once another is deleted (or the page is left, or time passes).
+    doomed.locator('[data-testid="delete"]').click()
+    second = cards(page).nth(2)
+    second_id = second.get_attribute("data-id")
+    second.locator('[data-testid="delete"]').click()
+    expect(by_testid(page, "summary")).to_have_text("4 matching, showing 1–4.")
+    for _ in range(50):
+        if store.get(doomed_id) is None:
+            break
+        page.wait_for_timeout(50)
+    assert store.get(doomed_id) is None
+    by_testid(page, "undo-delete").click()  # the second one is still undoable
+    expect(by_testid(page, "summary")).to_have_text("5 matching, showing 1–5.")
+    assert store.get(second_id) is not None
     assert store.count() == 5
+
+    # Controls as big as the buttons beside them; the export button is a button, not a link.
+    for select in (by_testid(page, "filter-label"), cards(page).first.locator('[data-testid="relabel"]')):
+        assert select.bounding_box()["height"] >= 44
+    assert by_testid(page, "export").evaluate("a => getComputedStyle(a).textDecorationLine") == "none"
 
     # Filters apply on change.
     by_testid(page, "filter-label").select_option("4")
@@ -109,3 +137,14 @@ def test_review_flow_in_a_browser(browser, live_server, filled_store, tmp_path):
     expect(by_testid(page, "login-form")).to_be_visible()
     assert problems.check(page) == []
     context.close()
+
+
+def test_the_models_share_is_written_as_on_the_drawing_page(client, app):
+    """">99%", never "100%" for a probability below 1; "<1%", never "0%" above 0."""
+    store = app.extensions["label_store"]
+    store.save(digit_png(3, seed=1), 3, prediction=3, confidence=0.996, model_version="test")
+    store.save(digit_png(5, seed=2), 5, prediction=6, confidence=0.004, model_version="test")
+    client.post("/review/login", data={"token": TOKEN}, headers={"Sec-Fetch-Site": "same-origin"})
+    page = client.get("/review", base_url="https://localhost").get_data(as_text=True)
+    assert "3 (&gt;99%)" in page and "6 (&lt;1%)" in page
+    assert "100%" not in page and "(0%)" not in page

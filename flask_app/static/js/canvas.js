@@ -9,10 +9,13 @@
 // `touch-action: none` (app.css) so a finger draws instead of scrolling or
 // zooming the page.
 
-// Stroke width as a fraction of the canvas width: like a marker on paper, it
-// keeps the same proportion to the digit whatever the canvas size, and it lies
-// inside the range the model is benchmarked on (3.5% to 9%).
-export const LINE_WIDTH_FRACTION = 0.065;
+// Stroke width as a fraction of the canvas HEIGHT: like a marker on paper, it
+// keeps the same proportion to the writing whatever the canvas size. The
+// height, not the width: the drawing area for numbers is much wider than tall,
+// and a person writes a digit about as tall as the area whatever its width, so
+// a width-based brush would turn digits into blobs on a wide canvas. 5% of the
+// height is the brush the model (v3) is trained and benchmarked for.
+export const LINE_WIDTH_FRACTION = 0.05;
 
 // Exported drawings are light ink on a transparent background, MNIST's
 // polarity, whatever the page's theme: the server sees the same kind of image
@@ -51,7 +54,7 @@ function traceStroke(ctx, points, width, height, lineWidth) {
 /** Draw `strokes` (relative coordinates) onto a context whose user space is
  * `width` x `height`. */
 export function renderStrokes(ctx, strokes, width, height, color) {
-  const lineWidth = LINE_WIDTH_FRACTION * width;
+  const lineWidth = LINE_WIDTH_FRACTION * height;
   ctx.lineWidth = lineWidth;
   ctx.lineCap = "round";
   ctx.lineJoin = "round";
@@ -66,6 +69,7 @@ export function renderStrokes(ctx, strokes, width, height, color) {
  * A canvas you draw digits on.
  *
  * Events (all plain `Event`s/`CustomEvent`s on the pad itself):
+ *   "strokestart" - a stroke began
  *   "strokemove" - the stroke in progress grew (use it to predict while drawing)
  *   "change"     - the finished drawing changed; detail.reason is one of
  *                  "stroke", "undo", "clear", "reset"
@@ -148,6 +152,14 @@ export class DrawingPad extends EventTarget {
   /** The drawing as a PNG data URL, or null when nothing is drawn. The stroke
    * in progress is included so predictions can run while drawing. */
   toDataURL() {
+    const drawing = this.snapshot();
+    return drawing && drawing.image;
+  }
+
+  /** The drawing as {image: PNG data URL, width, height} (the PNG's size in
+   * pixels, which boxes in the server's answer refer to), or null when
+   * nothing is drawn. */
+  snapshot() {
     const strokes = this.#allStrokes();
     if (strokes.length === 0) return null;
     const width = Math.max(1, Math.round(this.#cssWidth));
@@ -156,7 +168,7 @@ export class DrawingPad extends EventTarget {
     exportCanvas.width = width;
     exportCanvas.height = height;
     renderStrokes(exportCanvas.getContext("2d"), strokes, width, height, EXPORT_INK);
-    return exportCanvas.toDataURL("image/png");
+    return { image: exportCanvas.toDataURL("image/png"), width, height };
   }
 
   #allStrokes() {
@@ -176,6 +188,7 @@ export class DrawingPad extends EventTarget {
     this.#addPoint(event);
     this.#requestRender();
     this.#publishState();
+    this.dispatchEvent(new Event("strokestart"));
   }
 
   #onPointerMove(event) {

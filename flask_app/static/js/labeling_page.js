@@ -1,41 +1,78 @@
-// The labelling page (GET /labeling): draw a digit, say which digit it is,
+// The labelling page (GET /labeling): draw one digit, say which digit it is,
 // submit; the drawing is stored for fine-tuning. The model's live guess is
 // shown beside it, so a person sees when their label disagrees.
+//
+// One digit per sample: a drawing the model reads as several digits is not
+// submitted (the server refuses it too). A drawing the model calls "not a
+// digit" can still be submitted after an explicit confirmation: if the person
+// is right, it teaches the model the most.
 import { DrawingPad, bindDrawingShortcuts, bindUndoButton } from "./canvas.js";
 import { LivePredictor } from "./live_predictor.js";
 import { PredictionView } from "./prediction_view.js";
+import { withArticle } from "./reading.js";
 
 const byTestId = (testid) => document.querySelector(`[data-testid="${testid}"]`);
 
 const pad = new DrawingPad(byTestId("canvas"));
-const view = new PredictionView(byTestId("answer"));
+const view = new PredictionView(byTestId("answer"), byTestId("part-boxes"));
 const statusLine = byTestId("status");
 const agreement = byTestId("agreement");
+const agreementAnnouncer = byTestId("agreement-announcer");
 const submitButton = byTestId("submit");
+const submitText = submitButton.textContent;
 const labelButtons = Array.from(document.querySelectorAll("[data-label]"));
 
 let chosenLabel = null;
 let submitting = false;
+let confirmingNotADigit = false;  // Submit was pressed once on a "not a digit" drawing
 
 function say(message, tone) {
   statusLine.textContent = message;
-  statusLine.dataset.tone = tone;  // "info" | "success" | "error": colour and icon in CSS
+  statusLine.dataset.tone = tone;  // "info" | "success" | "warn" | "error": colour in CSS
+  if (message) statusLine.scrollIntoView({ block: "nearest" });
 }
 
-function updateAgreement() {
-  const guess = view.digit;
-  if (chosenLabel === null || guess === null) {
-    agreement.textContent = "";
-    agreement.dataset.agrees = "";
-  } else if (guess === chosenLabel) {
-    agreement.textContent = `The model agrees: it sees a ${guess} too.`;
-    agreement.dataset.agrees = "true";
-  } else {
-    agreement.textContent =
-      `You chose ${chosenLabel}; the model sees a ${guess}. If you are sure, submit: ` +
-      "samples the model gets wrong teach it the most.";
-    agreement.dataset.agrees = "false";
+/** A message from an earlier step is out of date once the person moves on. */
+function dropStaleStatus() {
+  if (!submitting) say("", "");
+}
+
+function setConfirming(confirming) {
+  confirmingNotADigit = confirming;
+  submitButton.textContent = confirming ? `Submit anyway as ${chosenLabel}` : submitText;
+  submitButton.dataset.confirming = String(confirming);
+}
+
+/** What the model makes of the drawing, next to the label chosen. */
+function agreementText() {
+  const answer = view.answer;
+  if (!answer) return ["", ""];
+  if (answer.parts.length > 1) {
+    return [`That looks like ${answer.parts.length} digits. Label one digit at a time: clear, and draw just one.`,
+      "several"];
   }
+  if (answer.verdict === "not_a_digit") {
+    return chosenLabel === null
+      ? ["The model doesn't think this is a digit.", "unsure"]
+      : [`The model doesn't think this is a digit. If it is ${withArticle(chosenLabel)}, you can still submit it.`,
+        "false"];
+  }
+  const guess = view.digit;
+  const seen = answer.verdict === "unsure" ? `maybe ${withArticle(guess)}` : withArticle(guess);
+  if (chosenLabel === null) return [`The model sees ${seen}.`, ""];
+  if (guess === chosenLabel) return [`The model agrees: it sees ${seen} too.`, "true"];
+  return [`You chose ${chosenLabel}; the model sees ${seen}. If you are sure, submit: ` +
+    "samples the model gets wrong teach it the most.", "false"];
+}
+
+function updateAgreement({ announce = false } = {}) {
+  const [text, agrees] = agreementText();
+  agreement.textContent = text;
+  agreement.dataset.agrees = agrees;
+  // The line changes as the pen moves; screen readers hear it when it matters:
+  // a label chosen, or the final answer to a drawing that has a label.
+  if (announce && chosenLabel !== null) agreementAnnouncer.textContent = text;
+  if (confirmingNotADigit && view.answer && view.answer.verdict !== "not_a_digit") setConfirming(false);
 }
 
 function chooseLabel(label) {
@@ -43,16 +80,24 @@ function chooseLabel(label) {
   for (const button of labelButtons) {
     button.setAttribute("aria-pressed", String(Number(button.dataset.label) === label));
   }
-  updateAgreement();
+  if (label !== null) dropStaleStatus();
+  setConfirming(false);
+  updateAgreement({ announce: true });
 }
 
-const predictor = new LivePredictor(() => pad.toDataURL(), {
+const predictor = new LivePredictor(() => pad.snapshot(), {
   onBusy: (busy) => view.setBusy(busy),
-  onResult: (result, { final }) => { view.show(result, { final }); updateAgreement(); },
+  onResult: (result, { final, drawing }) => {
+    view.show(result, { final, drawing });
+    updateAgreement({ announce: final });
+  },
   onEmpty: () => { view.clear(); updateAgreement(); },
+  onUnreadable: () => { view.showUnreadable(); updateAgreement(); },
   onError: (message) => { view.showError(message); updateAgreement(); },
 });
+view.onRetry = () => predictor.predictNow();
 
+pad.addEventListener("strokestart", () => { dropStaleStatus(); setConfirming(false); });
 pad.addEventListener("strokemove", () => predictor.schedule());
 pad.addEventListener("change", (event) => {
   if (event.detail.reason === "reset") {
@@ -60,6 +105,7 @@ pad.addEventListener("change", (event) => {
     view.clear();
     updateAgreement();
   } else {
+    if (event.detail.reason !== "stroke") { dropStaleStatus(); setConfirming(false); }
     predictor.predictNow();
   }
 });
@@ -67,7 +113,7 @@ pad.addEventListener("change", (event) => {
 /** Why a submission failed, in words a person can act on. */
 function failureMessage(status, body, retryAfter) {
   const detail = body && typeof body.error === "string" ? body.error : "";
-  if (status === 422) return "Not saved: the drawing looks empty. Draw a digit, then submit.";
+  if (status === 422) return `Not saved: ${detail || "the drawing looks empty"}. Draw one digit, then submit.`;
   if (status === 400) return `Not saved: ${detail || "the server refused the request"}.`;
   if (status === 413) return "Not saved: the drawing is too large to send.";
   if (status === 429) {
@@ -82,17 +128,32 @@ function failureMessage(status, body, retryAfter) {
   return `Not saved: unexpected answer from the server (error ${status}).`;
 }
 
-async function submit() {
-  if (submitting) return;
-  const image = pad.toDataURL();
-  if (!image) {
+/** Whether the drawing may go to the server now; if not, say why. */
+function readyToSubmit() {
+  if (pad.isEmpty) {
     say("Draw a digit first, then submit.", "error");
-    return;
+    return false;
   }
   if (chosenLabel === null) {
     say("Choose which digit you drew: press a key 0-9 or a digit button.", "error");
-    return;
+    return false;
   }
+  const answer = view.answer;
+  if (answer && answer.parts.length > 1) {
+    say("Not saved: one digit per drawing.", "error");
+    return false;
+  }
+  if (answer && answer.verdict === "not_a_digit" && !confirmingNotADigit) {
+    setConfirming(true);
+    say(`Sure it is ${withArticle(chosenLabel)}? Press “Submit anyway as ${chosenLabel}” to save it.`, "warn");
+    return false;
+  }
+  return true;
+}
+
+async function submit() {
+  if (submitting || !readyToSubmit()) return;
+  const image = pad.toDataURL();
   const label = chosenLabel;
   submitting = true;
   submitButton.setAttribute("aria-disabled", "true");
@@ -107,11 +168,14 @@ async function submit() {
     });
     body = await response.json().catch(() => null);
   } catch {
-    say("Not saved: can't reach the server. Your drawing is still here; try again.", "error");
-    return;
+    response = null;
   } finally {
     submitting = false;
     submitButton.removeAttribute("aria-disabled");
+  }
+  if (response === null) {
+    say("Not saved: can't reach the server. Your drawing is still here; try again.", "error");
+    return;
   }
   if (response.status !== 201) {
     say(failureMessage(response.status, body, response.headers.get("Retry-After")), "error");
@@ -122,11 +186,11 @@ async function submit() {
   if (body && Number.isInteger(body.prediction) && body.prediction !== savedLabel) {
     message += ` The model read it as ${body.prediction}, so this one will teach it something.`;
   }
-  say(`${message} Draw the next digit.`, "success");
   // Ready for the next one: empty canvas, no label chosen (so the last label
   // is never silently reused for a different digit).
   pad.reset();
   chooseLabel(null);
+  say(`${message} Draw the next digit.`, "success");
 }
 
 for (const button of labelButtons) {
@@ -143,9 +207,12 @@ document.addEventListener("keydown", (event) => {
     event.preventDefault();
     chooseLabel(Number(event.key));
   } else if (event.key === "Enter") {
-    // Enter on a focused button or link is that control's own action.
+    // Enter on a focused control is that control's own action, except on a
+    // label button: choosing is Space or a click, and after clicking a label
+    // the next thing a person does is submit, as the hint says.
     const focused = document.activeElement;
-    if (focused && focused.closest("button, a, input, select, textarea")) return;
+    const onLabel = focused && focused.matches("[data-label]");
+    if (!onLabel && focused && focused.closest("button, a, input, select, textarea")) return;
     event.preventDefault();
     submit();
   }
