@@ -62,7 +62,9 @@ class Recognizer:
         """PNG bytes -> DrawingReading. Raises DrawingError subclasses on bad input."""
         drawing = drawing_ink(png_bytes, max_pixels=self.max_pixels)
         # Raises EmptyDrawingError (422) for a blank drawing.
-        parts = split_into_parts(drawing.ink, scale=drawing.scale, score=self.digit_likeness)
+        row, col = drawing.origin
+        parts = split_into_parts(drawing.ink, scale=drawing.scale, origin=(col * drawing.scale, row * drawing.scale),
+                                 score=self.digit_likeness)
         images = np.stack([part.image for part in parts])
         return DrawingReading(self.read_digit_images(images, [part.box for part in parts]))
 
