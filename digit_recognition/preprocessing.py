@@ -167,8 +167,8 @@ def _place_by_centre_of_mass(digit: np.ndarray, size: int) -> np.ndarray:
     return np.clip(frame, 0.0, 1.0)
 
 
-def normalize_ink(ink: np.ndarray) -> np.ndarray:
-    """An ink map -> 28x28 float32 in [0, 1], MNIST's framing.
+def inked_region(ink: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """An ink map scaled so its strongest ink is 1, cropped to its ink; and the crop's (top, left).
 
     Raises EmptyDrawingError when nothing is drawn.
     """
@@ -178,7 +178,15 @@ def normalize_ink(ink: np.ndarray) -> np.ndarray:
     ink = ink / strongest
     rows = np.flatnonzero(ink.max(axis=1) >= BBOX_THRESHOLD)
     cols = np.flatnonzero(ink.max(axis=0) >= BBOX_THRESHOLD)
-    cropped = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    return ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1], int(rows[0]), int(cols[0])
+
+
+def normalize_ink(ink: np.ndarray) -> np.ndarray:
+    """An ink map -> 28x28 float32 in [0, 1], MNIST's framing.
+
+    Raises EmptyDrawingError when nothing is drawn.
+    """
+    cropped, _, _ = inked_region(ink)
     digit = _fit_into_box(cropped, DIGIT_BOX)
     digit = np.clip(digit, 0.0, None)
     # Shrinking a thin stroke spreads it into faint grey; MNIST strokes have a

@@ -111,11 +111,8 @@ def _layout(strokes, params: CanvasParams, scale_up: int):
     return mapped, width_px
 
 
-def render_ink_mask(strokes, params: CanvasParams) -> Image.Image:
-    """The ink coverage (mode "L", 0..255) of the strokes on the canvas."""
-    size = params.canvas_px * SUPERSAMPLE
-    mapped, width_px = _layout(strokes, params, SUPERSAMPLE)
-    mask = Image.new("L", (size, size), 0)
+def draw_pen_paths(mask: Image.Image, mapped, width_px: float) -> None:
+    """Draw strokes (arrays of (x, y) in `mask`'s pixels) onto a mode "L" mask at full ink."""
     draw = ImageDraw.Draw(mask)
     radius = width_px / 2
     line_width = max(1, int(round(width_px)))
@@ -126,15 +123,22 @@ def render_ink_mask(strokes, params: CanvasParams) -> Image.Image:
         # Round caps and joins: a disc at every point, as lineCap="round" draws.
         for x, y in pts:
             draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=255)
+
+
+def render_ink_mask(strokes, params: CanvasParams) -> Image.Image:
+    """The ink coverage (mode "L", 0..255) of the strokes on the canvas."""
+    size = params.canvas_px * SUPERSAMPLE
+    mapped, width_px = _layout(strokes, params, SUPERSAMPLE)
+    mask = Image.new("L", (size, size), 0)
+    draw_pen_paths(mask, mapped, width_px)
     return mask.resize((params.canvas_px, params.canvas_px), Image.Resampling.BOX)
 
 
-def render_strokes(strokes, params: CanvasParams) -> Image.Image:
-    """Render strokes as an RGBA canvas image in the given style."""
-    if params.style not in STYLES:
-        raise ValueError(f"unknown style {params.style!r}; one of {sorted(STYLES)}")
-    ink_rgb, background_rgb = STYLES[params.style]
-    mask = render_ink_mask(strokes, params)
+def style_ink_mask(mask: Image.Image, style: str) -> Image.Image:
+    """An ink coverage mask as an RGBA canvas image in one of STYLES."""
+    if style not in STYLES:
+        raise ValueError(f"unknown style {style!r}; one of {sorted(STYLES)}")
+    ink_rgb, background_rgb = STYLES[style]
     if background_rgb is None:
         image = Image.new("RGBA", mask.size, ink_rgb + (0,))
         image.putalpha(mask)
@@ -142,6 +146,13 @@ def render_strokes(strokes, params: CanvasParams) -> Image.Image:
     background = Image.new("RGBA", mask.size, background_rgb + (255,))
     ink = Image.new("RGBA", mask.size, ink_rgb + (255,))
     return Image.composite(ink, background, mask)
+
+
+def render_strokes(strokes, params: CanvasParams) -> Image.Image:
+    """Render strokes as an RGBA canvas image in the given style."""
+    if params.style not in STYLES:
+        raise ValueError(f"unknown style {params.style!r}; one of {sorted(STYLES)}")
+    return style_ink_mask(render_ink_mask(strokes, params), params.style)
 
 
 def to_png_bytes(image: Image.Image) -> bytes:

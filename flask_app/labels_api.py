@@ -148,6 +148,10 @@ def submit_label():
     png = image_bytes(body)
     recognizer = current_app.extensions["recognizer"]
     reading = recognizer.read_png(png)  # also refuses empty (422) and bad images
+    if len(reading.parts) > 1:
+        # One sample teaches one digit: a drawing of several would be stored under one label.
+        raise BadRequest(f"draw one digit per sample: this drawing reads as {len(reading.parts)} "
+                         "separate parts; clear it and draw a single digit", 422)
     part = reading.parts[0]
     # The store keeps the model's best digit even when its verdict was "not a
     # digit": a person insisting on a label is exactly what teaches the model.

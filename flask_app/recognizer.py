@@ -17,8 +17,9 @@ from PIL import Image
 
 from digit_recognition.inference import load_classifier
 from digit_recognition.model_files import read_metadata
-from digit_recognition.preprocessing import BBOX_THRESHOLD, MNIST_SIZE, drawing_ink, normalize_ink
-from digit_recognition.reading import DigitReading, DrawingReading, ReadingPolicy, read_scores
+from digit_recognition.preprocessing import MNIST_SIZE, drawing_ink
+from digit_recognition.reading import DigitReading, DrawingReading, ReadingPolicy, apply_temperature, read_scores
+from digit_recognition.segmentation import digit_likeness, split_into_parts
 
 
 def preview_data_url(digit_image: np.ndarray) -> str:
@@ -52,26 +53,20 @@ class Recognizer:
         probabilities = self.classifier.predict_probabilities(digit_images)
         return read_scores(probabilities, digit_images, self.policy, boxes)
 
-    def _parts(self, ink: np.ndarray) -> list[tuple[tuple[int, int, int, int], np.ndarray]]:
-        """The drawing's parts as (ink-map box (top, left, bottom, right), part ink).
-
-        For now the whole drawing is one part, boxed by its ink.
-        """
-        strongest = float(ink.max(initial=0.0))
-        rows = np.flatnonzero(ink.max(axis=1) >= BBOX_THRESHOLD * strongest)
-        cols = np.flatnonzero(ink.max(axis=0) >= BBOX_THRESHOLD * strongest)
-        if not len(rows):
-            return [((0, 0, ink.shape[0], ink.shape[1]), ink)]
-        return [((int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1), ink)]
+    def digit_likeness(self, digit_images: np.ndarray) -> np.ndarray:
+        """How much each (N, 28, 28) image reads as one clear digit: segmentation's cut scorer."""
+        probabilities = self.classifier.predict_probabilities(digit_images)
+        return digit_likeness(apply_temperature(probabilities, self.policy.temperature))
 
     def read_png(self, png_bytes: bytes) -> DrawingReading:
         """PNG bytes -> DrawingReading. Raises DrawingError subclasses on bad input."""
         drawing = drawing_ink(png_bytes, max_pixels=self.max_pixels)
-        parts = self._parts(drawing.ink)
-        # normalize_ink raises EmptyDrawingError (422) for a blank drawing.
-        images = np.stack([normalize_ink(part_ink) for _, part_ink in parts])
-        boxes = [drawing.box_in_drawing(*box) for box, _ in parts]
-        return DrawingReading(self.read_digit_images(images, boxes))
+        # Raises EmptyDrawingError (422) for a blank drawing.
+        row, col = drawing.origin
+        parts = split_into_parts(drawing.ink, scale=drawing.scale, origin=(col * drawing.scale, row * drawing.scale),
+                                 score=self.digit_likeness)
+        images = np.stack([part.image for part in parts])
+        return DrawingReading(self.read_digit_images(images, [part.box for part in parts]))
 
     def self_test(self) -> bool:
         """Run the model on a blank input: proves the graph executes (readiness)."""

@@ -1,0 +1,429 @@
+"""Split a drawing's ink into the digits a person would read, left to right.
+
+A number is written as one line of digits; a digit is one or more pen strokes.
+The steps, on the ink map (no model needed for the first three):
+
+1. **Connected ink**: pixels at least BBOX_THRESHOLD of the strongest ink,
+   8-connected, found run by run (numpy only; no scipy in the image).
+2. **Specks** much smaller than a pen dab are dropped (compression noise); a
+   deliberate dot (one tap of the brush) is kept.
+3. **Strokes that share columns belong together**: components whose horizontal
+   extents overlap by at least half the narrower one's width are one digit.
+   That is how a person groups a 4 or 5 lifted mid-way, a 7's crossbar, the
+   slash of a 0, the dot in a dotted zero, and the two bars of "=" (one thing,
+   not two digits). Neighbouring digits in a line overlap far less.
+4. **Wide parts are cut** where a person would: a part much wider than tall
+   holds touching or overlapping digits. Candidate cuts (between the part's
+   strokes, and through the valleys of its column ink profile) are scored with
+   the recognizer through a callback (`score`: 28x28 images -> how much each
+   looks like one digit), so this module does not depend on the model backend.
+   Without a callback only very wide parts are cut, at the deepest valley.
+
+Each part's ink goes through `normalize_ink`, exactly like a single digit; a
+drawing read as one part is normalised unmasked, so it gives the very same
+28x28 as `preprocess_drawing`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .preprocessing import BBOX_THRESHOLD, inked_region, normalize_ink
+
+# (N, 28, 28) float32 -> (N,) in [0, 1]: how much each image looks like one digit.
+Scorer = Callable[[np.ndarray], np.ndarray]
+
+# Components whose x-extents overlap by this share of the narrower one's width
+# are strokes of one digit (a digit's own strokes overlap ~100%, neighbours little).
+MERGE_OVERLAP = 0.5
+# Smaller than this share of a brush dab's area (stroke width squared) is a speck.
+SPECK_AREA = 0.2
+# Width / height of a part's stroke skeleton (its box less one stroke width)
+# above which it may hold several digits (the recognizer decides) ...
+MAY_SPLIT_ASPECT = 1.0
+# ... and above which it surely does (what is cut when there is no recognizer to ask).
+MUST_SPLIT_ASPECT = 2.0
+# A cut leaves each side at least this share of the part's height wide (a 1 is narrow).
+MIN_SIDE_WIDTH = 0.12
+# The recognizer must like the two sides together this much more than the whole,
+# and at least this much in themselves ...
+SPLIT_GAIN = 1.5
+SPLIT_MIN_SCORE = 0.8
+# ... unless the cut is clean: it crosses at most this many strokes, leaves both
+# sides at least this share of the part's height, and both read this well (and
+# together no worse than the whole).
+CLEAN_CUT_CROSSINGS = 1
+CLEAN_CUT_HEIGHT = 0.7
+CLEAN_CUT_SCORE = 0.9
+# Neighbouring parts closer than this share of the line height may be one digit
+# whose strokes barely overlap (a 4 drawn as an "L" and a stem beside it): the
+# recognizer is asked whether they read better as one digit or as two. (Digits
+# of a number written with clear gaps are 0.12+ apart; a digit's strokes overlap.)
+ASK_MERGE_GAP = 0.06
+MERGE_GAIN = 1.0
+MAX_CANDIDATE_CUTS = 6
+GRID_CUTS = 7
+MAX_PARTS = 24  # a line on the canvas; beyond this it is scribbling, not a number
+
+
+@dataclass(frozen=True)
+class Part:
+    """One digit-sized piece of a drawing."""
+
+    box: tuple[int, int, int, int]  # x, y, w, h in the drawing's own pixels
+    image: np.ndarray  # the 28x28 `normalize_ink` makes of the part's ink
+
+
+def digit_likeness(probabilities: np.ndarray) -> np.ndarray:
+    """A classifier's (N, 10) or (N, 11) output -> (N,) how much each is one clear digit.
+
+    The top digit probability (renormalised over the ten digits), times the
+    chance it is a digit at all when the model has an 11th "not a digit" class.
+    """
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    digits = probabilities[:, :10]
+    top = digits.max(axis=1) / np.maximum(digits.sum(axis=1), 1e-12)
+    if probabilities.shape[1] > 10:
+        top = top * (1.0 - probabilities[:, 10])
+    return top
+
+
+@dataclass(frozen=True)
+class Components:
+    """8-connected components of a boolean image."""
+
+    labels: np.ndarray  # (H, W) int32, -1 for background
+    count: int
+    area: np.ndarray  # per component: pixels
+    x0: np.ndarray  # per component: box, x1 and y1 exclusive
+    x1: np.ndarray
+    y0: np.ndarray
+    y1: np.ndarray
+
+
+def label_components(mask: np.ndarray) -> Components:
+    """8-connected components of a boolean image, labelled 0..count-1.
+
+    Works on horizontal runs: runs on neighbouring rows that touch (diagonals
+    included) are joined, then labels are settled by hooking roots and pointer
+    jumping, all vectorised. A canvas line has a few thousand runs at most.
+    """
+    height, width = mask.shape
+    padded = np.zeros((height, width + 2), dtype=np.int8)
+    padded[:, 1:-1] = mask
+    edges = np.diff(padded, axis=1)
+    run_rows, run_starts = np.nonzero(edges == 1)   # first column of each run
+    _, run_ends = np.nonzero(edges == -1)           # one past its last column
+    count = len(run_rows)
+    labels = np.full((height, width), -1, dtype=np.int32)
+    if count == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return Components(labels, 0, empty, empty, empty, empty, empty)
+    # Runs sorted row-major; keys put every row in its own band of columns.
+    band = width + 4
+    start_keys = run_rows * band + run_starts
+    end_keys = run_rows * band + run_ends
+    # Runs on the row above that touch run b: end >= start_b and start <= end_b
+    # (ends are exclusive, so this is 8-connectivity).
+    above = (run_rows - 1) * band
+    first = np.searchsorted(end_keys, above + run_starts, side="left")
+    last = np.searchsorted(start_keys, above + run_ends, side="right")
+    touching = np.maximum(last - first, 0)
+    run_b = np.repeat(np.arange(count), touching)
+    offsets = np.arange(touching.sum()) - np.repeat(np.cumsum(touching) - touching, touching)
+    run_a = np.repeat(first, touching) + offsets
+    parent = np.arange(count)
+    while True:
+        root_a, root_b = parent[run_a], parent[run_b]
+        differ = root_a != root_b
+        if not differ.any():
+            break
+        low = np.minimum(root_a[differ], root_b[differ])
+        high = np.maximum(root_a[differ], root_b[differ])
+        np.minimum.at(parent, high, low)
+        while True:
+            jumped = parent[parent]
+            if np.array_equal(jumped, parent):
+                break
+            parent = jumped
+    roots, run_labels = np.unique(parent, return_inverse=True)
+    total = len(roots)
+    # Paint runs: +label at each start, -label at each end, cumulative sum per row.
+    paint = np.zeros((height, width + 1), dtype=np.int32)
+    np.add.at(paint, (run_rows, run_starts), run_labels + 1)
+    np.add.at(paint, (run_rows, run_ends), -(run_labels + 1))
+    labels[:] = np.cumsum(paint, axis=1)[:, :width] - 1
+    area = np.bincount(run_labels, weights=run_ends - run_starts, minlength=total).astype(np.int64)
+    x0 = np.full(total, width); np.minimum.at(x0, run_labels, run_starts)
+    x1 = np.zeros(total, dtype=np.int64); np.maximum.at(x1, run_labels, run_ends)
+    y0 = np.full(total, height); np.minimum.at(y0, run_labels, run_rows)
+    y1 = np.zeros(total, dtype=np.int64); np.maximum.at(y1, run_labels, run_rows + 1)
+    return Components(labels, total, area, x0, x1, y0, y1)
+
+
+@dataclass
+class _Piece:
+    """A candidate part: some components, optionally limited to a column range."""
+
+    ids: tuple[int, ...]
+    x0: int
+    x1: int  # exclusive
+    y0: int = 0
+    y1: int = 0
+
+    @property
+    def width(self) -> int:
+        return self.x1 - self.x0
+
+    @property
+    def height(self) -> int:
+        return self.y1 - self.y0
+
+
+class _Drawing:
+    """The ink map with its components, and the pixels of any piece of it."""
+
+    def __init__(self, ink: np.ndarray):
+        self.ink = ink
+        components = label_components(ink >= BBOX_THRESHOLD)
+        self.labels, self.count, self.area = components.labels, components.count, components.area
+        self.x0, self.x1, self.y0, self.y1 = components.x0, components.x1, components.y0, components.y1
+        self.stroke_width = self._stroke_width()
+
+    def _stroke_width(self) -> float:
+        """Twice the ink area over its outline length: a stroke's width."""
+        mask = self.labels >= 0
+        interior = mask.copy()
+        interior[1:, :] &= mask[:-1, :]
+        interior[:-1, :] &= mask[1:, :]
+        interior[:, 1:] &= mask[:, :-1]
+        interior[:, :-1] &= mask[:, 1:]
+        outline = int(mask.sum() - interior.sum())
+        return 2.0 * float(mask.sum()) / max(outline, 1)
+
+    def piece(self, ids, x0=None, x1=None) -> _Piece:
+        ids = tuple(sorted(int(i) for i in ids))
+        lo = int(self.x0[list(ids)].min()) if x0 is None else x0
+        hi = int(self.x1[list(ids)].max()) if x1 is None else x1
+        top, mask = self.mask(ids, lo, hi)
+        rows = np.flatnonzero(mask.any(axis=1))
+        cols = np.flatnonzero(mask.any(axis=0))
+        return _Piece(ids, lo + int(cols[0]), lo + int(cols[-1]) + 1,
+                      top + int(rows[0]), top + int(rows[-1]) + 1)
+
+    def mask(self, ids, x0: int, x1: int) -> tuple[int, np.ndarray]:
+        """(first row, pixels of components `ids` in columns [x0, x1) from that row down)."""
+        ids = list(ids)
+        top, bottom = int(self.y0[ids].min()), int(self.y1[ids].max())
+        member = np.zeros(self.count + 1, dtype=bool)  # index 0: background (label -1)
+        member[np.asarray(ids) + 1] = True
+        return top, member[self.labels[top:bottom, x0:x1] + 1]
+
+    def piece_ink(self, piece: _Piece) -> np.ndarray:
+        top, mask = self.mask(piece.ids, piece.x0, piece.x1)
+        mask = mask[piece.y0 - top:piece.y1 - top]
+        return np.where(mask, self.ink[piece.y0:piece.y1, piece.x0:piece.x1], 0.0)
+
+    def image(self, piece: _Piece) -> np.ndarray:
+        return normalize_ink(self.piece_ink(piece))
+
+
+def _groups(drawing: _Drawing, kept: np.ndarray) -> list[list[int]]:
+    """Components whose columns overlap enough, joined transitively, left to right."""
+    order = [int(i) for i in kept[np.argsort(drawing.x0[kept])]]
+    parent = {i: i for i in order}
+
+    def root(i):
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for position, a in enumerate(order):
+        for b in order[position + 1:]:
+            if drawing.x0[b] >= drawing.x1[a]:
+                break  # sorted by left edge: nothing further right overlaps a
+            overlap = min(drawing.x1[a], drawing.x1[b]) - drawing.x0[b]
+            narrower = min(drawing.x1[a] - drawing.x0[a], drawing.x1[b] - drawing.x0[b])
+            if overlap >= MERGE_OVERLAP * narrower:
+                parent[root(b)] = root(a)
+    groups: dict[int, list[int]] = {}
+    for i in order:
+        groups.setdefault(root(i), []).append(i)
+    return sorted(groups.values(), key=lambda ids: drawing.x0[ids].min())
+
+
+def _merge_close(drawing: _Drawing, groups: list[_Piece], line_height: float,
+                 score: Scorer) -> list[_Piece]:
+    """Join neighbours that the recognizer reads better as one digit than as two."""
+    while len(groups) > 1:
+        candidates = []
+        for index, (left, right) in enumerate(zip(groups, groups[1:])):
+            if right.x0 - left.x1 >= ASK_MERGE_GAP * line_height:
+                continue
+            joined = drawing.piece(left.ids + right.ids)
+            if _aspect(joined, drawing.stroke_width, line_height) < MUST_SPLIT_ASPECT:
+                candidates.append((index, joined))
+        if not candidates:
+            break
+        images = []
+        for index, joined in candidates:
+            images += [drawing.image(joined), drawing.image(groups[index]), drawing.image(groups[index + 1])]
+        scores = np.asarray(score(np.stack(images)), dtype=np.float64).reshape(-1, 3)
+        gains = scores[:, 0] / np.maximum(scores[:, 1] * scores[:, 2] * MERGE_GAIN, 1e-12)
+        best = int(np.argmax(gains))
+        if gains[best] <= 1.0:
+            break
+        index, joined = candidates[best]
+        groups = groups[:index] + [joined] + groups[index + 2:]
+    return groups
+
+
+def _aspect(piece: _Piece, stroke_width: float, line_height: float) -> float:
+    """Width over height of the piece's pen path (its box less one stroke width).
+
+    The height never counts as less than half the line's: a dash is short, not wide.
+    """
+    height = max(piece.height, 0.5 * line_height) - stroke_width
+    return (piece.width - stroke_width) / max(height, 1.0)
+
+
+def _candidate_splits(drawing: _Drawing, piece: _Piece, line_height: float):
+    """Ways to cut a piece in two, as (left, right, strokes the cut crosses).
+
+    Between its components (ordered by centre), and through the valleys of its
+    column profile (where touching digits meet, the ink is one stroke thick).
+    """
+    min_side = max(MIN_SIDE_WIDTH * max(piece.height, 0.5 * line_height), drawing.stroke_width)
+    candidates = []
+    ids = sorted(piece.ids, key=lambda i: drawing.x0[i] + drawing.x1[i])
+    for k in range(1, len(ids)):
+        left = _clipped(drawing, ids[:k], piece.x0, piece.x1)
+        right = _clipped(drawing, ids[k:], piece.x0, piece.x1)
+        if left and right and left.width >= min_side and right.width >= min_side \
+                and min(left.x1, right.x1) - right.x0 < MERGE_OVERLAP * min(left.width, right.width):
+            candidates.append((left, right, 0))
+    mask = drawing.mask(piece.ids, piece.x0, piece.x1)[1]
+    profile = mask.sum(axis=0).astype(float)
+    radius = max(1, int(round(drawing.stroke_width / 2)))
+    smooth = np.convolve(profile, np.ones(2 * radius + 1) / (2 * radius + 1), mode="same")
+    lo, hi = int(np.ceil(min_side)), piece.width - int(np.ceil(min_side))
+    if hi > lo:
+        window = smooth[lo:hi]
+        # Local minima over +-radius columns, the deepest first.
+        padded = np.pad(smooth, radius, mode="edge")
+        neighbourhood = np.lib.stride_tricks.sliding_window_view(padded, 2 * radius + 1)[lo:hi]
+        valleys = np.flatnonzero(window <= neighbourhood.min(axis=1) + 1e-9) + lo
+        # Plateaus give runs of equal minima: keep the middle of each run.
+        cuts = []
+        for run in np.split(valleys, np.flatnonzero(np.diff(valleys) > 1) + 1):
+            if len(run):
+                cuts.append(int(run[len(run) // 2]))
+        cuts.sort(key=lambda c: smooth[c])
+        cuts = cuts[:MAX_CANDIDATE_CUTS]
+        # Where round digits overlap, their meeting is a ridge of the profile,
+        # not a valley: also try cuts evenly spread across the part.
+        cuts += [int(c) for c in np.linspace(lo, hi, GRID_CUTS + 2)[1:-1]]
+        for cut in sorted(set(cuts)):
+            x = piece.x0 + cut
+            left = _clipped(drawing, piece.ids, piece.x0, x)
+            right = _clipped(drawing, piece.ids, x, piece.x1)
+            if left is not None and right is not None:
+                column = np.concatenate([[False], mask[:, cut], [False]])
+                candidates.append((left, right, int(np.count_nonzero(column[1:] & ~column[:-1]))))
+    return candidates
+
+
+def _clipped(drawing: _Drawing, ids, x0: int, x1: int) -> _Piece | None:
+    """The piece of components `ids` within columns [x0, x1), or None if no ink is there."""
+    ids = [i for i in ids if drawing.mask([i], x0, x1)[1].any()]
+    if not ids:
+        return None
+    return drawing.piece(ids, x0, x1)
+
+
+def _split(drawing: _Drawing, piece: _Piece, line_height: float, score: Scorer | None,
+           depth: int = 0) -> list[_Piece]:
+    aspect = _aspect(piece, drawing.stroke_width, line_height)
+    # A part hardly taller than the pen is a dash or a dot, never digits side by side.
+    flat = piece.height < 2 * drawing.stroke_width
+    if aspect < MAY_SPLIT_ASPECT or flat or depth >= 6:
+        return [piece]
+    candidates = _candidate_splits(drawing, piece, line_height)
+    if not candidates:
+        return [piece]
+    if score is None:
+        if aspect < MUST_SPLIT_ASPECT:
+            return [piece]
+        best = min(candidates, key=lambda c: (c[2], abs(c[0].width - c[1].width)))
+    else:
+        images = [drawing.image(piece)]
+        for left, right, _ in candidates:
+            images += [drawing.image(left), drawing.image(right)]
+        scores = np.asarray(score(np.stack(images)), dtype=np.float64)
+        whole = scores[0]
+        pairs = scores[1::2] * scores[2::2]
+        # A clean cut: through at most one stroke, leaving two digit-tall sides
+        # that both read well, and together at least as well as the whole
+        # (where touching digits meet). Otherwise the two sides must read
+        # clearly better than the whole.
+        clean = np.array([crossings <= CLEAN_CUT_CROSSINGS
+                          and min(left.height, right.height) >= CLEAN_CUT_HEIGHT * piece.height
+                          and pair >= max(CLEAN_CUT_SCORE, whole)
+                          for (left, right, crossings), pair in zip(candidates, pairs)])
+        tall = np.array([min(left.height, right.height) >= CLEAN_CUT_HEIGHT * piece.height
+                         for left, right, _ in candidates])
+        # Both sides must read as digits in their own right: a letter (M, W, X)
+        # reads as no digit whole, and its halves only a little better.
+        pairs_gained = np.where(tall & (pairs >= SPLIT_MIN_SCORE), pairs, -1.0)
+        best_index = int(np.argmax(pairs_gained))
+        if pairs_gained[best_index] <= whole * SPLIT_GAIN:
+            if not clean.any():
+                return [piece]
+            best_index = int(np.argmax(np.where(clean, pairs, -1.0)))
+        best = candidates[best_index]
+    left, right, _ = best
+    return (_split(drawing, left, line_height, score, depth + 1)
+            + _split(drawing, right, line_height, score, depth + 1))
+
+
+def split_into_parts(ink: np.ndarray, scale: float = 1.0, origin: tuple[float, float] = (0.0, 0.0),
+                     score: Scorer | None = None) -> list[Part]:
+    """A drawing's ink map -> its digits as Parts, left to right.
+
+    `ink`: 2D float in [0, 1] (the drawing's pixels, or a shrunk copy);
+    `scale`: drawing pixels per ink-map pixel and `origin`: where the ink map's
+    (0, 0) lies in the drawing, so boxes come back in the drawing's pixels;
+    `score`: the recognizer's digit-likeness of 28x28 images, used to choose
+    cuts through touching digits (see `digit_likeness`).
+    Raises EmptyDrawingError when nothing is drawn.
+    """
+    # Work on the inked rectangle only (a wide canvas is mostly empty).
+    ink, top, left = inked_region(np.asarray(ink, dtype=np.float32))
+    origin = (origin[0] + left * scale, origin[1] + top * scale)
+    drawing = _Drawing(ink)
+    # Specks: compression noise or a brush barely touched down, far below a dab.
+    kept = np.flatnonzero(drawing.area >= SPECK_AREA * drawing.stroke_width ** 2)
+    if len(kept) == 0:
+        kept = np.array([int(np.argmax(drawing.area))])
+    groups = [drawing.piece(ids) for ids in _groups(drawing, kept)]
+    line_height = max(g.height for g in groups)
+    if score is not None:
+        groups = _merge_close(drawing, groups, line_height, score)
+    pieces = []
+    for group in groups:
+        pieces += _split(drawing, group, line_height, score)
+    pieces = pieces[:MAX_PARTS]
+    if len(pieces) == 1 and len(kept) == drawing.count:
+        # The whole drawing is one digit: normalise it exactly as a single digit.
+        images = [normalize_ink(ink)]
+    else:
+        images = [drawing.image(p) for p in pieces]
+    ox, oy = origin
+    parts = []
+    for piece, image in zip(pieces, images):
+        left, top = int(np.floor(ox + piece.x0 * scale)), int(np.floor(oy + piece.y0 * scale))
+        right, bottom = int(np.ceil(ox + piece.x1 * scale)), int(np.ceil(oy + piece.y1 * scale))
+        parts.append(Part((left, top, right - left, bottom - top), image))
+    return parts

@@ -1,0 +1,192 @@
+"""Splitting a drawing into digits: real pen digits of writers the model never
+trained on, laid out as a line on the page's wide canvas, read by the real model."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from PIL import ImageDraw
+
+from digit_recognition.errors import EmptyDrawingError
+from digit_recognition.model import DigitClassifier
+from testing_support.number_drawings import render_number
+from digit_recognition.preprocessing import ink_map, preprocess_rgba
+from digit_recognition.segmentation import digit_likeness, label_components, split_into_parts
+from flask_app.config import DEFAULT_MODEL_PATH
+from testing_support.drawings import pen_digits
+
+HELD_OUT = ("ced", "imp")
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    return DigitClassifier.load(DEFAULT_MODEL_PATH)
+
+
+@pytest.fixture(scope="module")
+def score(classifier):
+    return lambda images: digit_likeness(classifier.predict_probabilities(images))
+
+
+@pytest.fixture(scope="module")
+def held_out(pen_digits_path):
+    return [d for d in pen_digits(pen_digits_path) if d.writer_group in HELD_OUT]
+
+
+def pick(digits, label, strokes=None, nth=0):
+    """The nth held-out pen digit with this label (and this many strokes, if given)."""
+    matches = [d for d in digits if d.label == label and (strokes is None or len(d.strokes) == strokes)]
+    return matches[nth]
+
+
+def rgba(image):
+    return np.asarray(image, dtype=np.float32) / 255.0
+
+
+def read(parts, classifier) -> str:
+    probabilities = classifier.predict_probabilities(np.stack([p.image for p in parts]))
+    return "".join(str(int(p[:10].argmax())) for p in probabilities)
+
+
+def drawing_of(digits, seed=0, **kwargs):
+    return render_number(digits, np.random.default_rng(seed), **kwargs)
+
+
+@pytest.mark.parametrize("label", [4, 5, 7])
+def test_a_digit_drawn_in_several_strokes_is_one_part(held_out, classifier, score, label):
+    for nth in range(3):
+        digit = pick(held_out, label, strokes=2, nth=nth)
+        drawing = drawing_of([digit], seed=nth)
+        parts = split_into_parts(ink_map(rgba(drawing.image)), score=score)
+        assert len(parts) == 1, (label, nth)
+        assert read(parts, classifier) == str(label)
+
+
+def test_slashed_and_dotted_zeros_are_one_part(held_out, score):
+    zero = pick(held_out, 0, strokes=1)
+    points = np.concatenate([np.asarray(s).reshape(-1, 2) for s in zero.strokes])
+    (left, top), (right, bottom) = points.min(axis=0), points.max(axis=0)
+    slash = [[int(left - 60), int(bottom + 40)], [int(right + 60), int(top - 40)]]
+    centre = [[int((left + right) / 2), int((top + bottom) / 2)]]
+    for extra in (slash, centre):
+        drawing = drawing_of([SimpleNamespace(label=0, strokes=zero.strokes + [extra])])
+        assert len(split_into_parts(ink_map(rgba(drawing.image)), score=score)) == 1
+
+
+def test_equals_sign_is_one_part_not_two(score):
+    bars = [[[0, 300], [600, 300]], [[0, 600], [600, 600]]]
+    drawing = drawing_of([SimpleNamespace(label=0, strokes=bars)])
+    assert len(split_into_parts(ink_map(rgba(drawing.image)), score=score)) == 1
+
+
+def test_a_dash_is_one_part_however_wide(score):
+    for length in (0.3, 0.6, 0.9):
+        canvas = np.zeros((300, 750), np.float32)
+        y, x0, x1, half_pen = 150, 60, 60 + int(length * 690), 10
+        canvas[y - half_pen:y + half_pen, x0:x1] = 1.0
+        assert len(split_into_parts(canvas, score=score)) == 1, length
+
+
+@pytest.mark.parametrize("text", ["11", "1000", "2024", "907316"])
+def test_numbers_with_gaps_are_read_left_to_right(held_out, classifier, score, text):
+    digits = [pick(held_out, int(c), nth=i) for i, c in enumerate(text)]
+    drawing = drawing_of(digits, seed=len(text))
+    parts = split_into_parts(ink_map(rgba(drawing.image)), score=score)
+    assert read(parts, classifier) == text
+    # Each part's box is where that digit was drawn (within a few pixels of antialiasing).
+    for part, expected in zip(parts, drawing.boxes):
+        assert np.allclose(part.box, expected, atol=3), (part.box, expected)
+
+
+def test_touching_zeros_are_cut_apart(held_out, classifier, score):
+    zeros = [pick(held_out, 0, strokes=1, nth=n) for n in (0, 1)]
+    drawing = drawing_of(zeros, gaps=(-0.04, -0.04))  # meeting, strokes merged
+    ink = ink_map(rgba(drawing.image))
+    assert len(label_components(ink >= 0.1).area) == 1, "the two zeros should touch"
+    parts = split_into_parts(ink, score=score)
+    assert read(parts, classifier) == "00"
+
+
+def test_a_dot_beside_a_digit_is_its_own_part(held_out, classifier, score):
+    for seed in range(20):  # a layout that leaves room for the dot on the right
+        drawing = drawing_of([pick(held_out, 3)], seed=seed)
+        x, y, w, h = drawing.boxes[0]
+        if x + w + 0.5 * h < drawing.image.width:
+            break
+    image = drawing.image.copy()
+    radius = 0.065 * image.height / 2
+    cx, cy = x + w + 0.3 * h, y + h - radius
+    ImageDraw.Draw(image).ellipse((cx - radius, cy - radius, cx + radius, cy + radius), fill=(0, 0, 0, 255))
+    parts = split_into_parts(ink_map(rgba(image)), score=score)
+    assert len(parts) == 2
+    assert read(parts[:1], classifier) == "3"
+    assert np.allclose(parts[0].box, drawing.boxes[0], atol=3)
+    assert parts[1].box[0] > x + w
+
+
+def test_one_digit_gives_exactly_the_single_digit_preprocessing(held_out, score):
+    drawing = drawing_of([pick(held_out, 8)])
+    parts = split_into_parts(ink_map(rgba(drawing.image)), score=score)
+    assert len(parts) == 1
+    np.testing.assert_array_equal(parts[0].image, preprocess_rgba(rgba(drawing.image)))
+
+
+def test_boxes_are_in_the_drawings_pixels_when_the_ink_map_is_shrunk(held_out):
+    drawing = drawing_of([pick(held_out, 1), pick(held_out, 7, strokes=1)], seed=3)
+    full = split_into_parts(ink_map(rgba(drawing.image)))
+    half = split_into_parts(ink_map(rgba(drawing.image.reduce(2))), scale=2.0)
+    assert len(full) == len(half) == 2
+    for a, b in zip(full, half):
+        assert np.allclose(a.box, b.box, atol=3)
+
+
+def test_empty_drawing_is_refused():
+    with pytest.raises(EmptyDrawingError):
+        split_into_parts(np.zeros((100, 250), np.float32))
+
+
+def test_digit_likeness_reads_ten_and_eleven_outputs():
+    ten = np.array([[0.9] + [0.1 / 9] * 9])
+    eleven = np.array([[0.45] + [0.05 / 9] * 9 + [0.5]])
+    assert digit_likeness(ten)[0] == pytest.approx(0.9)
+    assert digit_likeness(eleven)[0] == pytest.approx(0.9 * 0.5)
+
+
+def _flood_fill_count(mask):
+    """The obvious 8-connected component count, for checking the vectorised one."""
+    seen = np.zeros_like(mask)
+    count = 0
+    for start in zip(*np.nonzero(mask)):
+        if seen[start]:
+            continue
+        count += 1
+        stack = [start]
+        seen[start] = True
+        while stack:
+            r, c = stack.pop()
+            for dr in (-1, 0, 1):
+                for dc in (-1, 0, 1):
+                    rr, cc = r + dr, c + dc
+                    if 0 <= rr < mask.shape[0] and 0 <= cc < mask.shape[1] and mask[rr, cc] and not seen[rr, cc]:
+                        seen[rr, cc] = True
+                        stack.append((rr, cc))
+    return count
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_components_match_a_flood_fill(seed):
+    mask = np.random.default_rng(seed).random((40, 60)) < 0.35
+    components = label_components(mask)
+    assert components.count == _flood_fill_count(mask)
+    assert ((components.labels >= 0) == mask).all()
+    assert components.area.sum() == mask.sum()
+    # Pixels that touch (8 ways) share a label.
+    labels = components.labels
+    rows, cols = np.nonzero(mask)
+    for dr, dc in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        rr, cc = rows + dr, cols + dc
+        inside = (rr < mask.shape[0]) & (cc >= 0) & (cc < mask.shape[1])
+        r0, c0, r1, c1 = rows[inside], cols[inside], rr[inside], cc[inside]
+        touching = mask[r1, c1]
+        assert (labels[r0[touching], c0[touching]] == labels[r1[touching], c1[touching]]).all()
