@@ -156,10 +156,14 @@ def label_components(mask: np.ndarray) -> Components:
     np.add.at(paint, (run_rows, run_ends), -(run_labels + 1))
     labels[:] = np.cumsum(paint, axis=1)[:, :width] - 1
     area = np.bincount(run_labels, weights=run_ends - run_starts, minlength=total).astype(np.int64)
-    x0 = np.full(total, width); np.minimum.at(x0, run_labels, run_starts)
-    x1 = np.zeros(total, dtype=np.int64); np.maximum.at(x1, run_labels, run_ends)
-    y0 = np.full(total, height); np.minimum.at(y0, run_labels, run_rows)
-    y1 = np.zeros(total, dtype=np.int64); np.maximum.at(y1, run_labels, run_rows + 1)
+    x0 = np.full(total, width)
+    np.minimum.at(x0, run_labels, run_starts)
+    x1 = np.zeros(total, dtype=np.int64)
+    np.maximum.at(x1, run_labels, run_ends)
+    y0 = np.full(total, height)
+    np.minimum.at(y0, run_labels, run_rows)
+    y1 = np.zeros(total, dtype=np.int64)
+    np.maximum.at(y1, run_labels, run_rows + 1)
     return Components(labels, total, area, x0, x1, y0, y1)
 
 
@@ -259,7 +263,7 @@ def _merge_close(drawing: _Drawing, groups: list[_Piece], line_height: float,
     """Join neighbours that the recognizer reads better as one digit than as two."""
     while len(groups) > 1:
         candidates = []
-        for index, (left, right) in enumerate(zip(groups, groups[1:])):
+        for index, (left, right) in enumerate(zip(groups, groups[1:], strict=False)):
             if right.x0 - left.x1 >= ASK_MERGE_GAP * line_height:
                 continue
             joined = drawing.piece(left.ids + right.ids)
@@ -371,7 +375,7 @@ def _split(drawing: _Drawing, piece: _Piece, line_height: float, score: Scorer |
         clean = np.array([crossings <= CLEAN_CUT_CROSSINGS
                           and min(left.height, right.height) >= CLEAN_CUT_HEIGHT * piece.height
                           and pair >= max(CLEAN_CUT_SCORE, whole)
-                          for (left, right, crossings), pair in zip(candidates, pairs)])
+                          for (left, right, crossings), pair in zip(candidates, pairs, strict=False)])
         tall = np.array([min(left.height, right.height) >= CLEAN_CUT_HEIGHT * piece.height
                          for left, right, _ in candidates])
         # Both sides must read as digits in their own right: a letter (M, W, X)
@@ -422,7 +426,7 @@ def split_into_parts(ink: np.ndarray, scale: float = 1.0, origin: tuple[float, f
         images = [drawing.image(p) for p in pieces]
     ox, oy = origin
     parts = []
-    for piece, image in zip(pieces, images):
+    for piece, image in zip(pieces, images, strict=False):
         left, top = int(np.floor(ox + piece.x0 * scale)), int(np.floor(oy + piece.y0 * scale))
         right, bottom = int(np.ceil(ox + piece.x1 * scale)), int(np.ceil(oy + piece.y1 * scale))
         parts.append(Part((left, top, right - left, bottom - top), image))

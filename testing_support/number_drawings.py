@@ -56,7 +56,7 @@ def render_number(digits, rng: np.random.Generator, gaps: tuple[float, float] = 
     # smaller when they run out of room; the brush stays the brush).
     heights = line_height * (1 + rng.uniform(-SIZE_JITTER, SIZE_JITTER, len(digits)))
     shapes = []  # (lowest point, scale to canvas pixels, pen path extent in pixels)
-    for digit, height in zip(digits, heights):
+    for digit, height in zip(digits, heights, strict=False):
         points, low, high = _extent(digit.strokes)
         extent = np.maximum(high - low, 1.0)
         scale = max(height - brush, 1.0) / extent[1]
@@ -70,7 +70,7 @@ def render_number(digits, rng: np.random.Generator, gaps: tuple[float, float] = 
     slope = rng.uniform(-LINE_SLOPE, LINE_SLOPE)
     baseline = height_px / 2 + fit * line_height / 2 + rng.uniform(-0.08, 0.08) * height_px
     mapped_all, boxes = [], []
-    for index, (digit, (low, scale, extent)) in enumerate(zip(digits, shapes)):
+    for index, (digit, (low, scale, extent)) in enumerate(zip(digits, shapes, strict=False)):
         scale = scale * fit
         box_w, box_h = extent * fit + brush
         bottom = baseline + slope * (x + box_w / 2 - width_px / 2) \

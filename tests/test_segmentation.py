@@ -95,7 +95,7 @@ def test_numbers_with_gaps_are_read_left_to_right(held_out, classifier, score, t
     parts = split_into_parts(ink_map(rgba(drawing.image)), score=score)
     assert read(parts, classifier) == text
     # Each part's box is where that digit was drawn (within a few pixels of antialiasing).
-    for part, expected in zip(parts, drawing.boxes):
+    for part, expected in zip(parts, drawing.boxes, strict=False):
         assert np.allclose(part.box, expected, atol=3), (part.box, expected)
 
 
@@ -137,7 +137,7 @@ def test_boxes_are_in_the_drawings_pixels_when_the_ink_map_is_shrunk(held_out):
     full = split_into_parts(ink_map(rgba(drawing.image)))
     half = split_into_parts(ink_map(rgba(drawing.image.reduce(2))), scale=2.0)
     assert len(full) == len(half) == 2
-    for a, b in zip(full, half):
+    for a, b in zip(full, half, strict=False):
         assert np.allclose(a.box, b.box, atol=3)
 
 
@@ -157,7 +157,7 @@ def _flood_fill_count(mask):
     """The obvious 8-connected component count, for checking the vectorised one."""
     seen = np.zeros_like(mask)
     count = 0
-    for start in zip(*np.nonzero(mask)):
+    for start in zip(*np.nonzero(mask), strict=False):
         if seen[start]:
             continue
         count += 1
