@@ -51,7 +51,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from digit_recognition.label_import import import_folder  # noqa: E402
 from digit_recognition.label_store import LabelStore  # noqa: E402
 from testing_support.drawings import data_url, digit_png  # noqa: E402
-from tests.postgres_server import find_postgres_bin, running_postgres  # noqa: E402
+from testing_support.postgres_server import find_postgres_bin, running_postgres  # noqa: E402
 
 TOKEN = "bench-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

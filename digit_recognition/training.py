@@ -42,8 +42,11 @@ DEFAULT_HOLDOUT_GROUPS = ("ced", "imp")
 DEFAULT_CALIBRATION_GROUPS = ("apa",)
 NOT_A_DIGIT_LABEL = NOT_A_DIGIT_CLASS
 # Of the real digits of the calibration writers, at most this share may be
-# called "not a digit" by the chosen threshold.
-MAX_DIGITS_CALLED_NOT_A_DIGIT = 0.01
+# called "not a digit" by the chosen threshold. Not less: a small digit drawn
+# with a fat brush is a filled blob, the same pixels as a click once its size is
+# normalised away, and for those the page's "draw it a bit larger" is the right
+# answer; a letter called a digit is the failure people notice.
+MAX_DIGITS_CALLED_NOT_A_DIGIT = 0.02
 
 
 @dataclass

@@ -21,7 +21,7 @@ import pytest
 from testing_support.loopback_server import start_live_server
 from flask_app import create_app
 from tests.app_config import base_test_config
-from tests.postgres_server import find_postgres_bin, running_postgres
+from testing_support.postgres_server import find_postgres_bin, running_postgres
 # The browser tests' fixtures (Chromium, pages checked for console errors, pen digits).
 from tests.browser_fixtures import browser, clear_digits, open_page, pen_strokes  # noqa: F401
 
