@@ -438,3 +438,15 @@ def screenshot(page, name):
     """Save a screenshot of the whole page under artifacts/screenshots/ to look at."""
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT_DIR / f"{name}.png"), full_page=True)
+
+
+def touch_tap(page, locator):
+    """Tap `locator` with a finger through the same CDP touch input as draw_with_touch,
+    so the browser sees one consistent touch stream (mixing it with Playwright's own
+    tap after a CDP drag can leave a tap without its click)."""
+    box = locator.bounding_box()
+    cdp = page.context.new_cdp_session(page)
+    try:
+        touch_drag(cdp, [(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)])
+    finally:
+        cdp.detach()

@@ -29,3 +29,18 @@ def sample_files(root: Path) -> dict[str, list[str]]:
 def image_files(root: Path) -> dict[str, bytes]:
     """Every file under `root`/images with its content (what a refused write must not leave)."""
     return snapshot(Path(root) / "images")
+
+
+def stored_samples(root: Path) -> list:
+    """The samples a label store at `root` holds, oldest first, read through its API."""
+    from digit_recognition.label_store import LabelStore
+
+    from digit_recognition.paths import DEFAULT_DATABASE_NAME
+
+    if not (Path(root) / DEFAULT_DATABASE_NAME).exists():
+        return []
+    store = LabelStore(root)
+    try:
+        return sorted(store.iter_samples(), key=lambda record: (record.created_at, record.id))
+    finally:
+        store.close()

@@ -13,6 +13,7 @@ import json
 import pytest
 from PIL import Image
 
+from tests.store_files import stored_samples
 from testing_support import browser as bs
 from testing_support.browser import by_testid
 from tests.browser_fixtures import clear_digit
@@ -172,10 +173,6 @@ def test_touch_drawing_on_a_phone_is_recognised_and_does_not_scroll(open_page, c
 
 # --- the labelling page ------------------------------------------------------
 
-def stored_samples(labels_dir):
-    return sorted(labels_dir.glob("*/*.json"))
-
-
 def test_labelling_stores_a_sample_and_gets_ready_for_the_next(open_page, live_server, pen_strokes):
     page = open_page("/labeling")
     canvas = by_testid(page, "canvas")
@@ -198,12 +195,10 @@ def test_labelling_stores_a_sample_and_gets_ready_for_the_next(open_page, live_s
     assert by_testid(page, "prediction").text_content() == ""
     assert page.locator('[data-label][aria-pressed="true"]').count() == 0
 
-    (sidecar,) = stored_samples(live_server.labels_dir)
-    assert sidecar.parent.name == "3"
-    metadata = json.loads(sidecar.read_text())
-    assert metadata["label"] == 3
-    assert metadata["prediction"] == int(guess)
-    with Image.open(sidecar.with_suffix(".png")) as image:
+    (sample,) = stored_samples(live_server.labels_dir)
+    assert sample.label == 3
+    assert sample.prediction == int(guess)
+    with Image.open(sample.png_path) as image:
         image.verify()
 
     # Choose with a button, submit with Enter.
@@ -215,7 +210,7 @@ def test_labelling_stores_a_sample_and_gets_ready_for_the_next(open_page, live_s
     page.keyboard.press("Enter")
     page.wait_for_function(
         "() => document.querySelector('[data-testid=\"status\"]').textContent.includes('Saved as 8')")
-    assert sorted(p.parent.name for p in stored_samples(live_server.labels_dir)) == ["3", "8"]
+    assert sorted(s.label for s in stored_samples(live_server.labels_dir)) == [3, 8]
 
 
 def test_labelling_asks_for_what_is_missing_and_stores_nothing(open_page, live_server, pen_strokes):
