@@ -60,8 +60,8 @@ def test_the_phone_labelling_loop_fits_one_screen(open_page, live_server, clear_
                 "(label) => document.querySelector(`[data-testid=\"label-${label}\"]`)"
                 ".getAttribute('aria-pressed') === 'true'", arg=label, timeout=5_000)
         except Exception:
-            raise AssertionError((round_, by_testid(page, "status").text_content(), [b.get_attribute("aria-pressed") for b in page.locator("[data-label]").all()])) \
-                from None
+            pressed = [b.get_attribute("aria-pressed") for b in page.locator("[data-label]").all()]
+            raise AssertionError((round_, by_testid(page, "status").text_content(), pressed)) from None
         bs.touch_tap(page, by_testid(page, "submit"))
         wait_for_status(page, f"Saved as {label}")
         assert in_viewport(page, "status"), "the confirmation is below the fold"
