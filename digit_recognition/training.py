@@ -351,9 +351,13 @@ def train(config: TrainingConfig, output_path: str | os.PathLike | None = None, 
     log(f"MNIST test accuracy: {metadata['mnist_test_accuracy']:.4f}")
     if "holdout" in metadata:
         h = metadata["holdout"]
-        log(f"held-out pen writers: digits {h['digit_accuracy']:.4f} right, "
-            f"{h['digits_called_not_a_digit']:.4f} called not a digit; non-digits "
-            f"{h['non_digits_called_not_a_digit']:.4f} called not a digit; digit ECE {h['digit_ece']:.4f}")
+
+        def share(key: str) -> str:  # None: no drawings of that kind were held out
+            return "n/a" if h.get(key) is None else f"{h[key]:.4f}"
+
+        log(f"held-out pen writers: digits {share('digit_accuracy')} right, "
+            f"{share('digits_called_not_a_digit')} called not a digit; non-digits "
+            f"{share('non_digits_called_not_a_digit')} called not a digit; digit ECE {share('digit_ece')}")
     if output_path is not None:
         # Checked on the same digits the accuracy figures come from.
         check_x = [data.x_test] + ([data.x_pen_holdout] if data.x_pen_holdout is not None else [])

@@ -214,7 +214,8 @@ def test_finetune_saves_a_loadable_model_with_its_lineage(tmp_path, prepared, mn
     assert result.saved_path == str(output)
     classifier = DigitClassifier.load(output)
     probabilities = classifier.predict_probabilities(load_prepared_dataset(prepared).x_validation)
-    assert probabilities.shape[1] == 10 and np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-4)
+    # Ten digits and "not a digit", like the model it started from.
+    assert probabilities.shape[1] == 11 and np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-4)
 
     metadata = json.loads(metadata_path_for(output).read_text())
     shipped = json.loads(metadata_path_for(SHIPPED_MODEL).read_text())

@@ -95,7 +95,9 @@ def small_tmpfs(tmp_path):
     try:
         yield mount_point
     finally:
-        subprocess.run(["umount", str(mount_point)], check=True)
+        # Lazy: the app under test may still hold its label database open in the
+        # mount (pooled connections live as long as the app object).
+        subprocess.run(["umount", "--lazy", str(mount_point)], check=True)
 
 
 def test_readyz_on_a_nearly_full_small_disk(small_tmpfs, tmp_path):
