@@ -38,20 +38,21 @@ class BackendUnavailableError(RuntimeError):
 
 
 class LiteRTClassifier:
-    """A `.tflite` model run by LiteRT's interpreter, one interpreter per OS thread.
+    """A `.tflite` model run by LiteRT's interpreter, from a pool of interpreters.
 
     A LiteRT interpreter holds its input and output buffers, so one instance
-    must never run two calls at once. Each OS thread gets its own (made on its
-    first call, ~3 ms, ~8 MiB) rather than all threads sharing one behind a
-    lock: `invoke()` releases the GIL, so a threaded worker's threads run
-    digits in parallel (benchmarks/inference_backends.py measures both).
-    Interpreters are keyed by the thread's native id, not kept in a
-    threading.local: under gunicorn's gevent worker that is greenlet-local and
-    would make an interpreter per request, while greenlets, which never switch
-    inside a call here, can safely share their thread's. Interpreters are also
-    made per process: one made before a fork is never used after it, since
-    native runtimes are not promised to survive a fork.
+    must never run two calls at once. Each call takes an idle interpreter from
+    a pool (or makes one, ~3 ms, ~8 MiB) and gives it back, rather than all
+    threads sharing one behind a lock: `invoke()` releases the GIL, so a
+    threaded worker's threads run digits in parallel
+    (benchmarks/inference_backends.py measures both). The pool holds as many
+    interpreters as calls ever ran at once, whatever makes the threads:
+    gunicorn's pooled threads, gevent's greenlets (which never switch inside a
+    call, so a worker's share one) or a thread per request. Interpreters are
+    also made per process: one made before a fork is never used after it,
+    since native runtimes are not promised to survive a fork.
     """
+
 
     backend = "litert"
 
@@ -61,10 +62,12 @@ class LiteRTClassifier:
         self.path = Path(path) if path is not None else None
         self._content = model_content
         self._num_threads = num_threads
-        self._runners: dict[int, SimpleNamespace] = {}
+        self._idle: list[SimpleNamespace] = []  # interpreters no call is using
+        self._idle_lock = threading.Lock()
         self._runners_pid = os.getpid()
         with native_stderr_to_log():
-            runner = self._runner()  # fails here, at load, on a broken file
+            runner = self._acquire()  # fails here, at load, on a broken file
+        self._release(runner)
         details = runner.interpreter.get_input_details()[0]
         self.input_shape = tuple(int(d) for d in details["shape_signature"][1:])
         self.num_classes = int(runner.interpreter.get_output_details()[0]["shape_signature"][-1])
@@ -73,39 +76,59 @@ class LiteRTClassifier:
     def load(cls, path: str | os.PathLike) -> "LiteRTClassifier":
         return cls(Path(path).read_bytes(), path)
 
-    def _runner(self) -> SimpleNamespace:
-        if self._runners_pid != os.getpid():  # forked: the parent's interpreters are not ours
-            self._runners, self._runners_pid = {}, os.getpid()
-        key = threading.get_native_id()
-        runner = self._runners.get(key)
-        if runner is None:
-            from ai_edge_litert.interpreter import Interpreter
+    def _acquire(self) -> SimpleNamespace:
+        """An interpreter for this call alone: an idle one, or a new one.
 
-            interpreter = Interpreter(model_content=self._content, num_threads=self._num_threads)
-            interpreter.allocate_tensors()
-            runner = SimpleNamespace(interpreter=interpreter,
-                                     input_index=interpreter.get_input_details()[0]["index"],
-                                     output_index=interpreter.get_output_details()[0]["index"],
-                                     batch=int(interpreter.get_input_details()[0]["shape"][0]))
-            self._runners[key] = runner
-        return runner
+        A pool, not one per thread: a server that starts a thread per request
+        (Werkzeug's) would otherwise make an interpreter (~8 MiB) per request
+        and keep them all; with a pool there are only ever as many as calls
+        ran at once. Under gevent a call never yields mid-inference, so a
+        worker's greenlets share one.
+        """
+        with self._idle_lock:
+            if self._runners_pid != os.getpid():  # forked: the parent's interpreters are not ours
+                self._idle, self._runners_pid = [], os.getpid()
+            if self._idle:
+                return self._idle.pop()
+        from ai_edge_litert.interpreter import Interpreter
+
+        interpreter = Interpreter(model_content=self._content, num_threads=self._num_threads)
+        interpreter.allocate_tensors()
+        return SimpleNamespace(interpreter=interpreter, pid=os.getpid(),
+                               input_index=interpreter.get_input_details()[0]["index"],
+                               output_index=interpreter.get_output_details()[0]["index"],
+                               batch=int(interpreter.get_input_details()[0]["shape"][0]))
+
+    def _release(self, runner: SimpleNamespace) -> None:
+        with self._idle_lock:
+            if runner.pid == self._runners_pid:
+                self._idle.append(runner)
+
+    @property
+    def interpreter_count(self) -> int:
+        """Interpreters made in this process and now idle (all of them between calls)."""
+        with self._idle_lock:
+            return len(self._idle) if self._runners_pid == os.getpid() else 0
 
     def predict_probabilities(self, images: np.ndarray) -> np.ndarray:
         """(N, 28, 28) or (N, 28, 28, 1) floats in [0, 1] -> (N, C) probabilities."""
         batch = np.ascontiguousarray(images, dtype=np.float32).reshape((-1,) + self.input_shape)
         if len(batch) == 0:
             return np.zeros((0, self.num_classes), dtype=np.float32)
-        runner = self._runner()
-        interpreter = runner.interpreter
-        if len(batch) != runner.batch:
-            # Re-planning buffers costs ~0.1 ms; a server sends batches of one
-            # (or a few parts), so this is rare outside evaluation.
-            interpreter.resize_tensor_input(runner.input_index, batch.shape)
-            interpreter.allocate_tensors()
-            runner.batch = len(batch)
-        interpreter.set_tensor(runner.input_index, batch)
-        interpreter.invoke()
-        return interpreter.get_tensor(runner.output_index)  # a copy: the buffer is reused
+        runner = self._acquire()
+        try:
+            interpreter = runner.interpreter
+            if len(batch) != runner.batch:
+                # Re-planning buffers costs ~0.1 ms; a server sends batches of one
+                # (or a few parts), so this is rare outside evaluation.
+                interpreter.resize_tensor_input(runner.input_index, batch.shape)
+                interpreter.allocate_tensors()
+                runner.batch = len(batch)
+            interpreter.set_tensor(runner.input_index, batch)
+            interpreter.invoke()
+            return interpreter.get_tensor(runner.output_index)  # a copy: the buffer is reused
+        finally:
+            self._release(runner)
 
 
 @contextlib.contextmanager

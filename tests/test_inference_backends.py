@@ -12,6 +12,8 @@ import multiprocessing
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -233,7 +235,7 @@ def classify(offset):
         assert np.allclose(litert.predict_probabilities(images[i][None])[0], alone[i], atol=1e-6)
         gevent.sleep(0)  # let the other greenlets in between calls
 gevent.joinall([gevent.spawn(classify, k) for k in range(20)], raise_error=True)
-print("interpreters", len(litert._runners))
+print("interpreters", litert.interpreter_count)
 """
 
 
@@ -246,3 +248,17 @@ def test_gevent_greenlets_share_their_threads_interpreter():
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == "interpreters 1"
+
+
+def test_a_thread_per_request_server_does_not_grow_an_interpreter_per_thread(fixed_drawings, shipped_backends):
+    """Werkzeug (the tests' and benchmarks' live server) starts a thread per request:
+    the interpreters must be pooled, not kept per thread (each is ~8 MiB)."""
+    litert, _ = shipped_backends
+    expected = litert.predict_probabilities(fixed_drawings[:1])
+    before = litert.interpreter_count  # other tests' concurrent calls may have made several
+    for _ in range(50):
+        worker = threading.Thread(target=lambda: np.testing.assert_allclose(
+            litert.predict_probabilities(fixed_drawings[:1]), expected, atol=1e-6))
+        worker.start()
+        worker.join()
+    assert litert.interpreter_count == before
