@@ -165,8 +165,9 @@ def test_exploration_notebook_falls_back_to_pen_digits(tmp_path, kernel_name, mn
 
 def test_model_training_notebook_trains_and_finetunes(tmp_path, kernel_name, labels_dir, mnist_path,
                                                      monkeypatch):
-    # The kernel inherits the environment: without the pen set it must train on MNIST alone.
+    # The kernel inherits the environment: without the pen sets it must train on MNIST alone.
     monkeypatch.delenv("PEN_DIGITS_PATH", raising=False)
+    monkeypatch.delenv("PEN_CHARS_PATH", raising=False)
     dataset_path = tmp_path / "collected.npz"
     prepare_collected_dataset(labels_dir, dataset_path, log=lambda *_: None)
     model_path, finetuned_path = tmp_path / "best_model.keras", tmp_path / "best_model_fine_tuning.keras"
