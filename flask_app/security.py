@@ -181,6 +181,11 @@ def limit_request_rates(app: Flask) -> Limiter | None:
     def too_many_requests(exc: RateLimitExceeded):
         current = limiter.current_limit
         wait = max(1, math.ceil(current.reset_at - time.time())) if current else 60
+        # The storage rounds the window's end up to a whole second, so the wait can
+        # come out one second longer than the window itself: never say more than it.
+        limit_item = getattr(current, "limit", None)
+        if limit_item is not None and hasattr(limit_item, "get_expiry"):
+            wait = min(wait, int(limit_item.get_expiry()))
         what = rates.get(request.endpoint, ("", "requests"))[1]
         response = jsonify(error=f"too many {what} (limit: {exc.description}); try again in {wait} s")
         response.status_code = 429
