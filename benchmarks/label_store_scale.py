@@ -32,7 +32,6 @@ import json
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -50,6 +49,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from digit_recognition.label_import import import_folder  # noqa: E402
 from digit_recognition.label_store import LabelStore  # noqa: E402
+from testing_support.container_command import free_port  # noqa: E402
 from testing_support.drawings import data_url, digit_png  # noqa: E402
 from testing_support.postgres_server import find_postgres_bin, running_postgres  # noqa: E402
 
@@ -86,12 +86,6 @@ def write_old_layout(root: Path, count: int) -> None:
 
 
 # -- gunicorn -------------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
 
 class Server:
     """gunicorn as the Dockerfile runs it (2 workers x 4 threads), logs to a file."""

@@ -16,7 +16,6 @@ import hashlib
 import io
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -29,6 +28,7 @@ from PIL import Image
 
 from digit_recognition.label_store import LabelStore
 from flask_app import create_app
+from testing_support.container_command import free_port
 from testing_support.drawings import data_url, digit_png
 from tests.app_config import base_test_config
 from tests.store_files import sample_files
@@ -142,17 +142,11 @@ def test_twenty_clients_submitting_at_once_store_exactly_500_whole_samples(live_
 
 # -- (b) SIGKILL mid-flight ------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 class GunicornServer:
     """gunicorn serving flask_app.app:app in its own process group."""
 
     def __init__(self, labels_dir: Path, log_path: Path, database_url: str | None = None):
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self.env = {**os.environ, "LABELS_DIR": str(labels_dir), "ADMIN_TOKEN": TOKEN,

@@ -9,20 +9,12 @@ import json
 import zipfile
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from testing_support.browser import PageProblems, by_testid, launch_chromium
+from testing_support.browser import PageProblems, by_testid
 from testing_support.drawings import digit_png
 
 TOKEN = "test-admin-token"  # base_test_config's
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
