@@ -6,9 +6,12 @@ canvas drawings, posts each PNG to /predict of the real app on loopback, and pri
 for the served model and a baseline model in the same run (default: v2, the last
 ten-class model, read from git history):
 
-- digits: accuracy (the answer's `digit` equals the label), per digit, per writer
-  group, for regular drawings (30-85% of the canvas, brush 3.5-9%) and small ones
-  (15-25% of the canvas with the page's brush, 3.5-6.5%);
+- digits: accuracy (the answer's `digit` equals the label). Each digit is drawn
+  three times: as on the page (15-85% of the canvas, any size the issue names,
+  with the page's brush: 5% of the canvas height, 3.5-6.5% for other screens),
+  which gives the overall, per-digit and per-group figures; small (15-25% of the
+  canvas, the same brush), reported on its own; and with thick pens (30-85%,
+  brush 3.5-9%), wider than the page draws, reported on its own;
 - non-digits: the share answered `not_a_digit`; and digits answered `not_a_digit`;
   synthetic shapes (scribbles, dots, dashes, ...) from a seed training never used;
 - expected calibration error of the confidence the page shows for a digit;
@@ -46,8 +49,14 @@ from flask_app.config import DEFAULT_MODEL_PATH  # noqa: E402
 SHARED = REPO_ROOT.parent / "shared" / "data"
 # The last ten-class model (v2), as shipped before the not-a-digit class.
 DEFAULT_BASELINE_REV = "9ae05df"
-REGULAR = dict(digit_height_frac=(0.30, 0.85), stroke_width_frac=(0.035, 0.09))
-SMALL = dict(digit_height_frac=(0.15, 0.25), stroke_width_frac=(0.035, 0.065))
+# The page's brush is 5% of the canvas height (static/js/canvas.js); other
+# screens and canvases give 3.5-6.5% of the square the digit is drawn in.
+PAGE_BRUSH = (0.035, 0.065)
+CONDITIONS = {
+    "page": dict(digit_height_frac=(0.15, 0.85), stroke_width_frac=PAGE_BRUSH),
+    "small": dict(digit_height_frac=(0.15, 0.25), stroke_width_frac=PAGE_BRUSH),
+    "thick pens": dict(digit_height_frac=(0.30, 0.85), stroke_width_frac=(0.035, 0.09)),
+}
 SYNTHETIC_SEED = 987_654  # training drew its shapes from seed 0's stream
 
 
@@ -70,7 +79,7 @@ def drawings(args, holdout_groups, rng):
         digits = [digits[i] for i in rng.permutation(len(digits))[:args.limit]]
         chars = [chars[i] for i in rng.permutation(len(chars))[:args.limit]]
     for i, digit in enumerate(digits):
-        for condition, ranges in (("regular", REGULAR), ("small", SMALL)):
+        for condition, ranges in CONDITIONS.items():
             params = random_canvas_params(rng, style=styles[i % 4], **ranges)
             out.append(("digit", digit.label, digit.writer_group, condition,
                         to_png_bytes(render_strokes(digit.strokes, params))))
@@ -106,7 +115,11 @@ def figures(items, answers) -> dict:
         called_not_digit = answer["verdict"] == "not_a_digit"
         if kind == "digit":
             hit = answer["digit"] == label
-            for key in ("digits", f"digits {condition}", f"digit {label}", f"group {group}"):
+            rows[f"digits {condition}"][0] += 1
+            rows[f"digits {condition}"][1] += hit
+            if condition != "page":  # the overall figures are the page's
+                continue
+            for key in ("digits", f"digit {label}", f"group {group}"):
                 rows[key][0] += 1
                 rows[key][1] += hit
             rows["digits called not_a_digit"][0] += 1
@@ -195,7 +208,7 @@ def main() -> int:
         print(f"({time.perf_counter() - started:.0f} s)\n")
         mnist = {name: mnist_figures(path, args.mnist_path) for name, path in models.items()}
 
-    keys = (["digits", "digits regular", "digits small"] + [f"digit {d}" for d in range(10)]
+    keys = (["digits", "digits small", "digits thick pens"] + [f"digit {d}" for d in range(10)]
             + [f"group {g}" for g in sorted(unseen)]
             + ["digits called not_a_digit", "non-digits (pen characters)", "non-digits (synthetic shapes)"])
     print(f"{'':<34}{'n':>6}{'served':>10}{'baseline':>10}")

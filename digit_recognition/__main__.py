@@ -1,6 +1,7 @@
 """Command line: the notebooks' steps without Jupyter.
 
     python -m digit_recognition train --output flask_app/model/digit_cnn.keras
+    python -m digit_recognition average A.keras B.keras --output flask_app/model/digit_cnn.keras
     python -m digit_recognition prepare [--labels-dir DIR] [--output artifacts/collected_digits.npz]
     python -m digit_recognition finetune [--base-model M] [--dataset D] [--output O]
     python -m digit_recognition labels {migrate, import DIR, sweep}   (see label_cli)
@@ -78,6 +79,19 @@ def build_parser() -> argparse.ArgumentParser:
     train_cmd.add_argument("--pen-digit-limit", type=int)
     train_cmd.add_argument("--seed", type=int, default=0)
 
+    average_cmd = commands.add_parser(
+        "average", help="one model averaging trained models' answers, calibrated and measured as train does")
+    average_cmd.add_argument("members", nargs="+", help="trained .keras models (two or more)")
+    average_cmd.add_argument("--output", required=True, help="model file to write (.keras)")
+    average_cmd.add_argument("--mnist-path", help="MNIST .npz (default: $MNIST_PATH, else download)")
+    average_cmd.add_argument("--pen-digits-path", help="pen digits .jsonl.gz (default: $PEN_DIGITS_PATH)")
+    average_cmd.add_argument("--pen-chars-path", help="pen letters and symbols .jsonl.gz (default: $PEN_CHARS_PATH)")
+    average_cmd.add_argument("--synthetic-non-digits", type=int,
+                             help="as the members were trained with: a tenth of it are calibration shapes "
+                                  "(default: TrainingConfig's)")
+    average_cmd.add_argument("--seed", type=int, default=0,
+                             help="the rendering seed; the members' own gives their held-back drawings exactly")
+
     prepare_cmd = commands.add_parser("prepare", help="turn the label store into a dataset file for finetune")
     prepare_cmd.add_argument("--labels-dir", help="the label store (default: $LABELS_DIR, else the app's)")
     prepare_cmd.add_argument("--output", default=str(finetuning.DEFAULT_DATASET_PATH),
@@ -146,6 +160,25 @@ def run_train(args) -> int:
     return EXIT_OK
 
 
+def run_average(args) -> int:
+    from .datasets import MNIST_PATH_ENV, PEN_DIGITS_PATH_ENV
+    from .non_digits import PEN_CHARS_PATH_ENV
+    from .training import TrainingConfig, train_average
+
+    if len(args.members) < 2:
+        raise InputMissing("an average needs at least two models")
+    for member in args.members:
+        require_file(member, "model file")
+    require_file(args.mnist_path or os.environ.get(MNIST_PATH_ENV), "MNIST file")
+    require_file(args.pen_digits_path or os.environ.get(PEN_DIGITS_PATH_ENV), "pen digits file")
+    require_file(args.pen_chars_path or os.environ.get(PEN_CHARS_PATH_ENV), "pen characters file")
+    chosen = {"synthetic_non_digits": args.synthetic_non_digits} if args.synthetic_non_digits is not None else {}
+    config = TrainingConfig(mnist_path=args.mnist_path, pen_digits_path=args.pen_digits_path,
+                            pen_chars_path=args.pen_chars_path, seed=args.seed, **chosen)
+    train_average(args.members, config, output_path=args.output)
+    return EXIT_OK
+
+
 def run_prepare(args) -> int:
     from . import finetuning, label_cli
     from .paths import labels_dir_from_environment
@@ -197,8 +230,8 @@ def run_convert(args) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"train": run_train, "prepare": run_prepare, "finetune": run_finetune, "convert": run_convert,
-            "labels": run_labels}
+COMMANDS = {"train": run_train, "average": run_average, "prepare": run_prepare, "finetune": run_finetune,
+            "convert": run_convert, "labels": run_labels}
 
 
 def main(argv=None) -> int:

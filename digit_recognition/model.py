@@ -28,7 +28,7 @@ def _conv_bn_relu(x, filters: int, kernel: int):
     return keras.layers.Activation("relu")(x)
 
 
-def build_model(seed: int = 0, num_classes: int = NUM_CLASSES) -> keras.Model:
+def build_model(seed: int = 0, num_classes: int = NUM_CLASSES, name: str = "digit_cnn") -> keras.Model:
     """The digit CNN, uncompiled. Input (N, 28, 28, 1) in [0, 1]; output softmax.
 
     Sized for two CPU cores: one 5x5 layer at full resolution (a wide receptive
@@ -48,7 +48,29 @@ def build_model(seed: int = 0, num_classes: int = NUM_CLASSES) -> keras.Model:
     x = keras.layers.Dropout(0.4)(x)
     x = keras.layers.Dense(128, activation="relu")(x)
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name="digit_cnn")
+    return keras.Model(inputs, outputs, name=name)
+
+
+def average_of(members: list[keras.Model]) -> keras.Model:
+    """One model whose output is the mean of the members' probabilities.
+
+    Members trained apart (other seeds, other data order) make different
+    mistakes, so their average is right more often than either. Built as one
+    graph so the server, the LiteRT conversion and fine-tuning treat it as any
+    other model file. Each member is rebuilt under its own name (Keras wants
+    unique layer names, and every saved member is called "digit_cnn") with its
+    weights copied: members must have build_model's architecture.
+    """
+    if len(members) < 2:
+        raise ValueError("an average needs at least two members")
+    inputs = keras.Input(shape=INPUT_SHAPE, name="digit")
+    outputs = []
+    for i, trained in enumerate(members):
+        member = build_model(i, int(trained.outputs[0].shape[-1]), name=f"member_{i}")
+        member.set_weights(trained.get_weights())
+        outputs.append(member(inputs))
+    averaged = keras.layers.Average(name="probabilities")(outputs)
+    return keras.Model(inputs, averaged, name="digit_cnn_average")
 
 
 def with_not_digit_output(trained: keras.Model, seed: int = 0) -> keras.Model:

@@ -23,7 +23,7 @@ from .atomic_files import atomic_write_bytes
 from .calibration import answer_figures, choose_not_digit_threshold, fit_temperature
 from .conversion import convert_checked, write_tflite_beside
 from .evaluation import accuracy_of, predict_digits, predict_probabilities
-from .model import DigitClassifier, build_augmenter, build_model, compile_model, with_not_digit_output
+from .model import DigitClassifier, average_of, build_augmenter, build_model, compile_model, with_not_digit_output
 from .model_files import metadata_path_for, tflite_path_for  # noqa: F401  (metadata_path_for: re-exported)
 from .non_digits import (
     DIGIT_LOOKALIKES, NOT_A_DIGIT_CHARS, PEN_CHARS_PATH_ENV, SYNTHETIC_SHAPES, load_pen_chars,
@@ -69,6 +69,10 @@ class TrainingConfig:
     validation_fraction: float = 0.04
     init_model_path: str | None = None  # continue from this model's weights (a 10-class one gains the 11th)
     render_processes: int = 2
+    # Render only what is held back (calibration and measuring writers) and
+    # skip MNIST's training digits: for calibrating and measuring models
+    # trained elsewhere (an average of trained models), in a fraction of the time.
+    held_back_only: bool = False
     seed: int = 0
 
 
@@ -102,10 +106,13 @@ def _non_digit_params(rng: np.random.Generator, shape: str) -> CanvasParams:
 class _JobList:
     """Drawings to render, with their labels and the split they belong to."""
 
-    def __init__(self):
+    def __init__(self, skip_training: bool = False):
         self.jobs, self.labels, self.splits = [], [], []
+        self.skip_training = skip_training
 
     def add(self, strokes, params, label: int, split: str):
+        if split == "train" and self.skip_training:
+            return
         self.jobs.append((strokes, params))
         self.labels.append(label)
         self.splits.append(split)
@@ -128,8 +135,10 @@ def load_training_data(config: TrainingConfig, log=print) -> TrainingData:
     sources = [{"name": "mnist", "file": Path(mnist_path).name if mnist_path else "keras download",
                 "sha256": datasets.sha256_of(mnist_path) if mnist_path else None,
                 "samples": int(len(x_mnist))}]
-    if config.mnist_train_limit:
+    if config.mnist_train_limit is not None:
         x_mnist, y_mnist = x_mnist[:config.mnist_train_limit], y_mnist[:config.mnist_train_limit]
+    if config.held_back_only:
+        x_mnist, y_mnist = x_mnist[:0], y_mnist[:0]
     if config.mnist_test_limit:
         x_test, y_test = x_test[:config.mnist_test_limit], y_test[:config.mnist_test_limit]
     held_back = set(config.holdout_groups) | set(config.calibration_groups)
@@ -139,7 +148,7 @@ def load_training_data(config: TrainingConfig, log=print) -> TrainingData:
             return "holdout"
         return "calibration" if group in config.calibration_groups else "train"
 
-    jobs = _JobList()
+    jobs = _JobList(skip_training=config.held_back_only)
     pen_path = resolve_path(config.pen_digits_path, datasets.PEN_DIGITS_PATH_ENV)
     if pen_path:
         pen = datasets.load_pen_digits(pen_path)
@@ -315,6 +324,50 @@ def train(config: TrainingConfig, output_path: str | os.PathLike | None = None, 
     history = fit(model, data.x_train, data.y_train, data.x_val, data.y_val,
                   epochs=config.epochs, batch_size=config.batch_size,
                   learning_rate=config.learning_rate, seed=config.seed)
+    training = {**dataclasses.asdict(config), "train_samples": int(len(data.x_train))}
+    if config.init_model_path:
+        training["init_model_version"] = _version_of(config.init_model_path)
+    metadata = calibrate_measure_save(model, data, config, training, output_path, log=log)
+    return model, history, metadata
+
+
+def train_average(member_paths: list[str], config: TrainingConfig,
+                  output_path: str | os.PathLike | None = None, log=print):
+    """The average of trained models as one model: calibrated, measured and saved as `train` does.
+
+    Only the held-back writers are rendered (config.held_back_only is implied):
+    the members are already trained. Returns (model, metadata).
+    """
+    import keras
+
+    config = dataclasses.replace(config, held_back_only=True)
+    members = [keras.models.load_model(path, compile=False) for path in member_paths]
+    model = average_of(members)
+    log(f"average of {len(members)} models: {', '.join(member_paths)}")
+    data = load_training_data(config, log=log)
+    training = {**dataclasses.asdict(config), "average_of": [_member_record(path) for path in member_paths]}
+    return model, calibrate_measure_save(model, data, config, training, output_path, log=log)
+
+
+def _version_of(model_path: str) -> str:
+    start = metadata_path_for(model_path)
+    return json.loads(start.read_text()).get("model_version") if start.exists() else Path(model_path).name
+
+
+def _member_record(model_path: str) -> dict:
+    """What identifies a member of an average: its version and how it was trained."""
+    start = metadata_path_for(model_path)
+    if not start.exists():
+        return {"model_version": Path(model_path).name}
+    metadata = json.loads(start.read_text())
+    return {key: metadata.get(key) for key in ("model_version", "mnist_test_accuracy", "pen_holdout_accuracy",
+                                               "training")}
+
+
+def calibrate_measure_save(model, data: TrainingData, config: TrainingConfig, training: dict,
+                           output_path: str | os.PathLike | None = None, log=print) -> dict:
+    """Calibrate on the calibration writers, measure once on MNIST test and the
+    held-out writers, save with the metadata if asked. Returns the metadata."""
     classifier = DigitClassifier(model)
     calibration = calibrate(classifier, data.x_calibration, data.y_calibration, log=log)
     policy = ReadingPolicy(temperature=calibration["temperature"],
@@ -326,8 +379,7 @@ def train(config: TrainingConfig, output_path: str | os.PathLike | None = None, 
         "classes": [str(d) for d in range(10)] + ["not_a_digit"],
         "mnist_test_accuracy": round(accuracy_of(predict_digits(classifier, data.x_test), data.y_test), 5),
         "calibration": {**calibration, "fitted_on_groups": list(config.calibration_groups)},
-        "training": {**dataclasses.asdict(config),
-                     "train_samples": int(len(data.x_train)),
+        "training": {**training,
                      "tensorflow": __import__("tensorflow").__version__,
                      "python": platform.python_version()},
         "data": data.sources,
@@ -335,11 +387,7 @@ def train(config: TrainingConfig, output_path: str | os.PathLike | None = None, 
     # Paths are machine-specific; the sha256 in `data` identifies the files, and
     # the starting model's version identifies it.
     for key in ("mnist_path", "pen_digits_path", "pen_chars_path", "init_model_path"):
-        metadata["training"].pop(key)
-    if config.init_model_path:
-        start = metadata_path_for(config.init_model_path)
-        metadata["training"]["init_model_version"] = (
-            json.loads(start.read_text()).get("model_version") if start.exists() else Path(config.init_model_path).name)
+        metadata["training"].pop(key, None)
     if data.x_pen_holdout is not None:
         raw = predict_probabilities(classifier, data.x_pen_holdout)
         figures = answer_figures(raw, data.y_pen_holdout, policy)
@@ -367,4 +415,4 @@ def train(config: TrainingConfig, output_path: str | os.PathLike | None = None, 
         log(f"LiteRT conversion checked on {check_set}: largest probability difference "
             f"{metadata['conversion']['max_abs_difference']:.1e}, no answer differs")
         log(f"saved {output_path}, {tflite_path_for(output_path)} and {metadata_path_for(output_path)}")
-    return model, history, metadata
+    return metadata

@@ -49,7 +49,8 @@ def small_store(tmp_path) -> Path:
 def test_help_answers_at_once_without_importing_tensorflow():
     probe = ("import sys\n"
              "from digit_recognition.__main__ import main\n"
-             "for argv in (['--help'], ['train', '--help'], ['prepare', '--help'], ['finetune', '--help']):\n"
+             "for argv in (['--help'], ['train', '--help'], ['average', '--help'], ['prepare', '--help'],\n"
+             "             ['finetune', '--help']):\n"
              "    try:\n"
              "        main(argv)\n"
              "    except SystemExit as exit:\n"
@@ -160,3 +161,15 @@ def test_an_unexpected_failure_is_a_crash_with_its_traceback(tmp_path, small_sto
     assert completed.returncode == 1, completed.stderr[-2000:]
     assert "Traceback (most recent call last)" in completed.stderr
     assert not (tmp_path / "model.keras").exists()
+
+
+def test_average_needs_two_models():
+    assert_one_line_error(run_cli("average", str(SHIPPED_MODEL), "--output", "unused.keras"),
+                          "average", "at least two")
+
+
+def test_average_says_which_model_is_missing(tmp_path):
+    missing = str(tmp_path / "nowhere.keras")
+    completed = run_cli("average", str(SHIPPED_MODEL), missing, "--output", str(tmp_path / "out.keras"))
+    assert_one_line_error(completed, "average", missing)
+    assert not (tmp_path / "out.keras").exists()
