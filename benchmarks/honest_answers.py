@@ -211,11 +211,13 @@ def main() -> int:
     keys = (["digits", "digits small", "digits thick pens"] + [f"digit {d}" for d in range(10)]
             + [f"group {g}" for g in sorted(unseen)]
             + ["digits called not_a_digit", "non-digits (pen characters)", "non-digits (synthetic shapes)"])
+    shown = {"digits": "digits, as on the page (15-85%)", "digits small": "  small (15-25%, page's brush)",
+             "digits thick pens": "  thick pens (30-85%, brush <=9%)"}
     print(f"{'':<34}{'n':>6}{'served':>10}{'baseline':>10}")
     for key in keys:
         if key in results["served"]:
             (value, n), (base, _) = results["served"][key], results["baseline"][key]
-            print(f"{key:<34}{n:>6}{value:>10.2%}{base:>10.2%}")
+            print(f"{shown.get(key, key):<34}{n:>6}{value:>10.2%}{base:>10.2%}")
     print(f"{'expected calibration error (digits)':<34}{results['served']['ece'][1]:>6}"
           f"{results['served']['ece'][0]:>10.2%}{results['baseline']['ece'][0]:>10.2%}")
     print(f"{'MNIST test, argmax':<34}{10000:>6}{mnist['served'][0]:>10.2%}{mnist['baseline'][0]:>10.2%}")
