@@ -108,6 +108,38 @@ def test_touching_zeros_are_cut_apart(held_out, classifier, score):
     assert read(parts, classifier) == "00"
 
 
+# (text, gap in digit heights, which held-out samples): pairs the model also reads
+# confidently as one digit when squeezed together, once read as that one digit.
+TOUCHING_PAIRS = [
+    ("16", -0.06, 0),  # two blobs nearly touching, each a clear digit: not joined
+    ("71", -0.02, 1),
+    ("44", -0.06, 0),  # one blob, as wide as tall, cut cleanly where the 4s meet
+    ("66", -0.06, 1),
+    ("10", -0.06, 1),  # narrower than tall: still asked, the halves read far better
+]
+
+
+@pytest.mark.parametrize("text, gap, nth", TOUCHING_PAIRS)
+def test_touching_digits_are_not_read_as_the_one_digit_they_squeeze_into(held_out, classifier, score,
+                                                                         text, gap, nth):
+    digits = [pick(held_out, int(text[0]), strokes=1, nth=nth), pick(held_out, int(text[1]), strokes=1, nth=nth + 1)]
+    drawing = drawing_of(digits, gaps=(gap, gap))
+    parts = split_into_parts(ink_map(rgba(drawing.image)), score=score)
+    assert read(parts, classifier) == text
+
+
+def test_two_stroke_digits_stay_whole(held_out, score):
+    """The cut rules are lenient enough to cut touching pairs, yet leave single
+    multi-stroke digits whole (60 held-out samples, every label)."""
+    two_strokes = [d for d in held_out if len(d.strokes) == 2][:60]
+    split = []
+    for seed, digit in enumerate(two_strokes):
+        parts = split_into_parts(ink_map(rgba(drawing_of([digit], seed=seed).image)), score=score)
+        if len(parts) != 1:
+            split.append(digit.label)
+    assert split == []
+
+
 def test_a_dot_beside_a_digit_is_its_own_part(held_out, classifier, score):
     for seed in range(20):  # a layout that leaves room for the dot on the right
         drawing = drawing_of([pick(held_out, 3)], seed=seed)
