@@ -1,7 +1,7 @@
 """Split a drawing's ink into the digits a person would read, left to right.
 
 A number is written as one line of digits; a digit is one or more pen strokes.
-The steps, on the ink map (no model needed for the first three):
+The steps, on the ink map (the model is asked only where geometry cannot decide):
 
 1. **Connected ink**: pixels at least BBOX_THRESHOLD of the strongest ink,
    8-connected, found run by run (numpy only; no scipy in the image).
@@ -11,12 +11,16 @@ The steps, on the ink map (no model needed for the first three):
    extents overlap by at least half the narrower one's width are one digit.
    That is how a person groups a 4 or 5 lifted mid-way, a 7's crossbar, the
    slash of a 0, the dot in a dotted zero, and the two bars of "=" (one thing,
-   not two digits). Neighbouring digits in a line overlap far less.
-4. **Wide parts are cut** where a person would: a part much wider than tall
-   holds touching or overlapping digits. Candidate cuts (between the part's
-   strokes, and through the valleys of its column ink profile) are scored with
-   the recognizer through a callback (`score`: 28x28 images -> how much each
-   looks like one digit), so this module does not depend on the model backend.
+   not two digits). Neighbouring digits in a line overlap far less; nearly
+   touching neighbours are joined only when the recognizer reads them as one
+   digit clearly better than as two.
+4. **Wide parts are cut** where a person would: a part at least half as wide
+   as tall may hold touching or overlapping digits. Candidate cuts (between
+   the part's strokes, through the valleys of its column ink profile, and
+   evenly across it) are scored with the recognizer through a callback
+   (`score`: 28x28 images -> how much each looks like one digit; a side the
+   model calls not a digit scores near 0, so it is a bad cut), so this module
+   does not depend on the model backend. All parts' candidates go in one batch.
    Without a callback only very wide parts are cut, at the deepest valley.
 
 Each part's ink goes through `normalize_ink`, exactly like a single digit; a
@@ -59,7 +63,8 @@ SPLIT_GAIN = 1.5
 # ... or, when both read about as well (a squeezed "88" still reads as an 8), the
 # part is about as wide as tall and the cut crosses at most one stroke, where
 # two touching digits meet. (A single digit is rarely that wide and cut so
-# cleanly into two digits; chosen on held-out pen digits: none of 1604 cut.)
+# cleanly into two digits; chosen on rendered held-out pen digits, singles vs
+# touching pairs.)
 TIE_ASPECT = 0.9
 TIE_MARGIN = 0.02
 CLEAN_CUT_CROSSINGS = 1
@@ -373,13 +378,13 @@ def _may_hold_several(drawing: _Drawing, piece: _Piece, line_height: float) -> b
             and _aspect(piece, drawing.stroke_width, line_height) >= MAY_SPLIT_ASPECT)
 
 
-def _choose_cut(drawing: _Drawing, piece: _Piece, line_height: float, candidates, scores: np.ndarray):
+def _choose_cut(drawing: _Drawing, piece: _Piece, line_height: float, candidates, whole: float,
+                sides: np.ndarray):
     """The candidate (left, right, crossings) to cut `piece` at, or None to keep it whole.
 
-    `scores`: digit-likeness of the whole piece, then of each candidate's left and right.
+    `whole`: the piece's digit-likeness; `sides`: each candidate's left's and right's, in turn.
     """
-    whole = scores[0]
-    pairs = scores[1::2] * scores[2::2]
+    pairs = sides[0::2] * sides[1::2]
     tall = np.array([min(left.height, right.height) >= CUT_SIDE_HEIGHT * piece.height
                      for left, right, _ in candidates])
     crossings = np.array([c for _, _, c in candidates])
@@ -397,36 +402,42 @@ def _split_all(drawing: _Drawing, pieces: list[_Piece], line_height: float, scor
                depth: int = 0) -> list[_Piece]:
     """Cut each piece that holds touching digits, left to right.
 
-    The recognizer scores every candidate of every piece in one batch (one
-    model call per level of cutting, not one per digit of the number).
+    The recognizer is asked in two batches per level of cutting, not per
+    digit: first how well each piece reads whole, then the sides of the
+    candidate cuts of the pieces a cut could still win (a piece narrower than
+    TIE_ASPECT that reads well whole cannot be beaten by SPLIT_GAIN).
     """
-    asks = []  # (index of the piece, its candidate cuts)
-    for index, piece in enumerate(pieces):
-        if depth < MAX_CUT_DEPTH and _may_hold_several(drawing, piece, line_height):
-            candidates = _candidate_splits(drawing, piece, line_height)
-            if candidates:
-                asks.append((index, candidates))
-    if not asks:
+    may = [index for index, piece in enumerate(pieces)
+           if depth < MAX_CUT_DEPTH and _may_hold_several(drawing, piece, line_height)]
+    if not may:
         return pieces
+    aspects = {index: _aspect(pieces[index], drawing.stroke_width, line_height) for index in may}
     cuts = {}
     if score is None:
-        for index, candidates in asks:
-            if _aspect(pieces[index], drawing.stroke_width, line_height) >= MUST_SPLIT_ASPECT:
+        for index in may:
+            candidates = _candidate_splits(drawing, pieces[index], line_height)
+            if candidates and aspects[index] >= MUST_SPLIT_ASPECT:
                 cuts[index] = min(candidates, key=lambda c: (c[2], abs(c[0].width - c[1].width)))
     else:
-        images = []
-        for index, candidates in asks:
-            images.append(drawing.image(pieces[index]))
-            for left, right, _ in candidates:
-                images += [drawing.image(left), drawing.image(right)]
-        scores = np.asarray(score(np.stack(images)), dtype=np.float64)
-        offset = 0
-        for index, candidates in asks:
-            count = 1 + 2 * len(candidates)
-            chosen = _choose_cut(drawing, pieces[index], line_height, candidates, scores[offset:offset + count])
-            offset += count
-            if chosen is not None:
-                cuts[index] = chosen
+        wholes = np.asarray(score(np.stack([drawing.image(pieces[index]) for index in may])), dtype=np.float64)
+        asks = []  # (index of the piece, its candidate cuts, how well it reads whole)
+        for index, whole in zip(may, wholes, strict=True):
+            if aspects[index] >= TIE_ASPECT or whole * SPLIT_GAIN < 1.0:
+                candidates = _candidate_splits(drawing, pieces[index], line_height)
+                if candidates:
+                    asks.append((index, candidates, float(whole)))
+        if asks:
+            images = [drawing.image(side) for _, candidates, _ in asks
+                      for left, right, _ in candidates for side in (left, right)]
+            sides = np.asarray(score(np.stack(images)), dtype=np.float64)
+            offset = 0
+            for index, candidates, whole in asks:
+                count = 2 * len(candidates)
+                chosen = _choose_cut(drawing, pieces[index], line_height, candidates, whole,
+                                     sides[offset:offset + count])
+                offset += count
+                if chosen is not None:
+                    cuts[index] = chosen
     if not cuts:
         return pieces
     result = []
