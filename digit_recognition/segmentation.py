@@ -61,11 +61,13 @@ SPLIT_MIN_SCORE = 0.9
 # ... and then the two sides must read clearly better than the whole (x1.5) ...
 SPLIT_GAIN = 1.5
 # ... or, when both read about as well (a squeezed "88" still reads as an 8), the
-# part is about as wide as tall and the cut crosses at most one stroke, where
-# two touching digits meet. (A single digit is rarely that wide and cut so
+# part is about as wide as tall, both sides are taller (TIE_SIDE_HEIGHT) and the
+# cut crosses at most one stroke, where two touching digits meet. (A wide 4 or
+# 7 cut into a digit and a short stub is what a laxer rule gets wrong.) (A single digit is rarely that wide and cut so
 # cleanly into two digits; chosen on rendered held-out pen digits, singles vs
 # touching pairs.)
 TIE_ASPECT = 0.9
+TIE_SIDE_HEIGHT = 0.8
 TIE_MARGIN = 0.02
 CLEAN_CUT_CROSSINGS = 1
 # Neighbouring parts closer than this share of the line height may be one digit
@@ -385,13 +387,12 @@ def _choose_cut(drawing: _Drawing, piece: _Piece, line_height: float, candidates
     `whole`: the piece's digit-likeness; `sides`: each candidate's left's and right's, in turn.
     """
     pairs = sides[0::2] * sides[1::2]
-    tall = np.array([min(left.height, right.height) >= CUT_SIDE_HEIGHT * piece.height
-                     for left, right, _ in candidates])
     crossings = np.array([c for _, _, c in candidates])
-    readable = tall & (pairs >= SPLIT_MIN_SCORE)
+    sides_tall = np.array([min(left.height, right.height) / piece.height for left, right, _ in candidates])
+    readable = (sides_tall >= CUT_SIDE_HEIGHT) & (pairs >= SPLIT_MIN_SCORE)
     better = readable & (pairs > SPLIT_GAIN * whole)
-    tie = (readable & (pairs >= whole - TIE_MARGIN) & (crossings <= CLEAN_CUT_CROSSINGS)
-           & (_aspect(piece, drawing.stroke_width, line_height) >= TIE_ASPECT))
+    tie = (readable & (sides_tall >= TIE_SIDE_HEIGHT) & (pairs >= whole - TIE_MARGIN)
+           & (crossings <= CLEAN_CUT_CROSSINGS) & (_aspect(piece, drawing.stroke_width, line_height) >= TIE_ASPECT))
     allowed = better | tie
     if not allowed.any():
         return None

@@ -128,6 +128,22 @@ def test_touching_digits_are_not_read_as_the_one_digit_they_squeeze_into(held_ou
     assert read(parts, classifier) == text
 
 
+# Numbers whose wide two-stroke 4s and 7 read as one digit whole and, cut into a
+# digit and a short stub, as two almost as well: (text, (label, strokes, nth) per digit).
+WIDE_DIGITS_IN_NUMBERS = [
+    ("4483", [(4, 2, 44), (4, 2, 64), (8, 1, 16), (3, 1, 27)]),
+    ("27230", [(2, 1, 99), (7, 2, 18), (2, 1, 92), (3, 1, 43), (0, 1, 94)]),
+]
+
+
+@pytest.mark.parametrize("text, samples", WIDE_DIGITS_IN_NUMBERS)
+def test_a_wide_digit_in_a_number_is_not_cut_into_a_digit_and_a_stub(held_out, classifier, score, text, samples):
+    digits = [pick(held_out, label, strokes=strokes, nth=nth) for label, strokes, nth in samples]
+    for seed in range(3):
+        parts = split_into_parts(ink_map(rgba(drawing_of(digits, seed=seed).image)), score=score)
+        assert read(parts, classifier) == text, seed
+
+
 def test_two_stroke_digits_stay_whole(held_out, score):
     """The cut rules are lenient enough to cut touching pairs, yet leave single
     multi-stroke digits whole (60 held-out samples, every label)."""
