@@ -416,8 +416,9 @@ def _split_all(drawing: _Drawing, pieces: list[_Piece], line_height: float, scor
     cuts = {}
     if score is None:
         for index in may:
-            candidates = _candidate_splits(drawing, pieces[index], line_height)
-            if candidates and aspects[index] >= MUST_SPLIT_ASPECT:
+            candidates = _candidate_splits(drawing, pieces[index], line_height) \
+                if aspects[index] >= MUST_SPLIT_ASPECT else []
+            if candidates:
                 cuts[index] = min(candidates, key=lambda c: (c[2], abs(c[0].width - c[1].width)))
     else:
         wholes = np.asarray(score(np.stack([drawing.image(pieces[index]) for index in may])), dtype=np.float64)
