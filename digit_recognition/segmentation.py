@@ -45,9 +45,8 @@ MERGE_OVERLAP = 0.5
 # Smaller than this share of a brush dab's area (stroke width squared) is a speck.
 SPECK_AREA = 0.2
 # Width / height of a part's stroke skeleton (its box less one stroke width)
-# from which it may hold several digits (the recognizer decides: touching "41"
-# or "10" are narrower than one wide 0) ...
-MAY_SPLIT_ASPECT = 0.5
+# from which it may hold several digits (see TIE_ASPECT) ...
+MAY_SPLIT_ASPECT = 0.9
 # ... and above which it surely does (what is cut when there is no recognizer to ask).
 MUST_SPLIT_ASPECT = 2.0
 # A cut leaves each side at least this share of the part's height wide (a 1 is narrow).
@@ -58,16 +57,20 @@ MIN_SIDE_WIDTH = 0.12
 # or a letter into strokes fails here) ...
 CUT_SIDE_HEIGHT = 0.7
 SPLIT_MIN_SCORE = 0.9
-# ... and then the two sides must read clearly better than the whole (x1.5) ...
+# ... and then the two sides must read clearly better than the whole (x1.5),
+# the part being wider than tall (a narrower U, V or A, not a digit whole,
+# reads as "11" cut in two) ...
 SPLIT_GAIN = 1.5
-# ... or, when both read about as well (a squeezed "88" still reads as an 8), the
-# part is about as wide as tall, both sides are taller (TIE_SIDE_HEIGHT) and the
-# cut crosses at most one stroke, where two touching digits meet. (A wide 4 or
-# 7 cut into a digit and a short stub is what a laxer rule gets wrong.) (A single digit is rarely that wide and cut so
-# cleanly into two digits; chosen on rendered held-out pen digits, singles vs
-# touching pairs.)
+SPLIT_ASPECT = 1.0
+# ... or, when both read about as well (a squeezed "88" still reads as an 8: the
+# whole reads as a digit, TIE_WHOLE_SCORE), the part is about as wide as tall,
+# both sides are taller (TIE_SIDE_HEIGHT; a wide 4 or 7 cut into a digit and a
+# short stub is what a laxer rule gets wrong) and the cut crosses at most one
+# stroke, where two touching digits meet. (Chosen on rendered held-out pen
+# digits, singles vs touching pairs, and on letters.)
 TIE_ASPECT = 0.9
 TIE_SIDE_HEIGHT = 0.8
+TIE_WHOLE_SCORE = 0.6
 TIE_MARGIN = 0.02
 CLEAN_CUT_CROSSINGS = 1
 # Neighbouring parts closer than this share of the line height may be one digit
@@ -390,9 +393,10 @@ def _choose_cut(drawing: _Drawing, piece: _Piece, line_height: float, candidates
     crossings = np.array([c for _, _, c in candidates])
     sides_tall = np.array([min(left.height, right.height) / piece.height for left, right, _ in candidates])
     readable = (sides_tall >= CUT_SIDE_HEIGHT) & (pairs >= SPLIT_MIN_SCORE)
-    better = readable & (pairs > SPLIT_GAIN * whole)
-    tie = (readable & (sides_tall >= TIE_SIDE_HEIGHT) & (pairs >= whole - TIE_MARGIN)
-           & (crossings <= CLEAN_CUT_CROSSINGS) & (_aspect(piece, drawing.stroke_width, line_height) >= TIE_ASPECT))
+    aspect = _aspect(piece, drawing.stroke_width, line_height)
+    better = readable & (pairs > SPLIT_GAIN * whole) & (aspect >= SPLIT_ASPECT)
+    tie = (readable & (sides_tall >= TIE_SIDE_HEIGHT) & (whole >= TIE_WHOLE_SCORE) & (pairs >= whole - TIE_MARGIN)
+           & (crossings <= CLEAN_CUT_CROSSINGS) & (aspect >= TIE_ASPECT))
     allowed = better | tie
     if not allowed.any():
         return None
@@ -405,8 +409,7 @@ def _split_all(drawing: _Drawing, pieces: list[_Piece], line_height: float, scor
 
     The recognizer is asked in two batches per level of cutting, not per
     digit: first how well each piece reads whole, then the sides of the
-    candidate cuts of the pieces a cut could still win (a piece narrower than
-    TIE_ASPECT that reads well whole cannot be beaten by SPLIT_GAIN).
+    candidate cuts of the pieces a cut could still win.
     """
     may = [index for index, piece in enumerate(pieces)
            if depth < MAX_CUT_DEPTH and _may_hold_several(drawing, piece, line_height)]
@@ -424,7 +427,8 @@ def _split_all(drawing: _Drawing, pieces: list[_Piece], line_height: float, scor
         wholes = np.asarray(score(np.stack([drawing.image(pieces[index]) for index in may])), dtype=np.float64)
         asks = []  # (index of the piece, its candidate cuts, how well it reads whole)
         for index, whole in zip(may, wholes, strict=True):
-            if aspects[index] >= TIE_ASPECT or whole * SPLIT_GAIN < 1.0:
+            # Narrower than SPLIT_ASPECT only a tie can cut, and only a piece that reads well whole.
+            if whole >= TIE_WHOLE_SCORE or (aspects[index] >= SPLIT_ASPECT and whole * SPLIT_GAIN < 1.0):
                 candidates = _candidate_splits(drawing, pieces[index], line_height)
                 if candidates:
                     asks.append((index, candidates, float(whole)))

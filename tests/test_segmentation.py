@@ -80,6 +80,17 @@ def test_equals_sign_is_one_part_not_two(score):
     assert len(split_into_parts(ink_map(rgba(drawing.image)), score=score)) == 1
 
 
+@pytest.mark.parametrize("strokes", [
+    [[[150, 50], [500, 950], [850, 50]]],  # V
+    [[[150, 50], [150, 800], [500, 950], [850, 800], [850, 50]]],  # U
+    [[[150, 950], [500, 50], [850, 950]], [[300, 600], [700, 600]]],  # A
+], ids=["V", "U", "A"])
+def test_a_letter_whose_halves_read_as_ones_is_not_cut(score, strokes):
+    """A V cut down the middle is "11" to the model; not a digit whole is no reason to cut."""
+    drawing = drawing_of([SimpleNamespace(label=0, strokes=strokes)])
+    assert len(split_into_parts(ink_map(rgba(drawing.image)), score=score)) == 1
+
+
 def test_a_dash_is_one_part_however_wide(score):
     for length in (0.3, 0.6, 0.9):
         canvas = np.zeros((300, 750), np.float32)
