@@ -126,7 +126,7 @@ TOUCHING_PAIRS = [
     ("71", -0.02, 1),
     ("44", -0.06, 0),  # one blob, as wide as tall, cut cleanly where the 4s meet
     ("66", -0.06, 1),
-    ("10", -0.06, 1),  # narrower than tall: still asked, the halves read far better
+    ("10", -0.06, 1),  # a 1 touching a 0
 ]
 
 
