@@ -59,6 +59,8 @@ CASES = [
     ("5-6 digits, clear gaps", (5, 6), CLEAR_GAPS),
     ("2 digits touching/overlapping", (2, 2), TOUCHING_GAPS),
 ]
+SHORT_NAMES = {"2-4 digits, clear gaps": "2-4 digits", "5-6 digits, clear gaps": "5-6 digits",
+               "2 digits touching/overlapping": "touching"}
 
 
 def baseline_parts(png: bytes) -> list[np.ndarray]:
@@ -84,8 +86,40 @@ def post(session, url, png) -> dict:
 
 
 def read_text(body: dict) -> str:
-    """The digits the server read (its best digit for a part it calls not a digit)."""
+    """The digits the server read ("?" for a part it calls not a digit)."""
     return "".join("?" if p["digit"] is None else str(p["digit"]) for p in body["digits"])
+
+
+# Why a whole number was read wrong, in the order they are checked: a number
+# whose digits were not found right is a segmentation miss, whatever the model
+# then said; only a number split right can blame the model.
+MISS_CATEGORIES = (
+    "segmentation: wrong number of parts",
+    "segmentation: right count, wrong split",
+    "model: a part called not a digit",
+    "model: a part misread, unsure",
+    "model: a part misread, sure",
+)
+
+
+def miss_category(parts: list[dict], drawing) -> str:
+    """Which of MISS_CATEGORIES a misread number falls in.
+
+    `parts`: the answer's `digits`; a part is where the digit was written when
+    its box's centre lies within that digit's ink box, horizontally.
+    """
+    if len(parts) != len(drawing.boxes):
+        return MISS_CATEGORIES[0]
+    for part, (x, _, w, _) in zip(parts, drawing.boxes, strict=True):
+        centre = part["box"][0] + part["box"][2] / 2
+        if not x <= centre <= x + w:
+            return MISS_CATEGORIES[1]
+    wrong = [p for p, c in zip(parts, drawing.text, strict=True) if p["digit"] is None or str(p["digit"]) != c]
+    if any(p["verdict"] == "not_a_digit" for p in wrong):
+        return MISS_CATEGORIES[2]
+    if any(p["verdict"] == "unsure" for p in wrong):
+        return MISS_CATEGORIES[3]
+    return MISS_CATEGORIES[4]
 
 
 def main() -> int:
@@ -115,8 +149,10 @@ def main() -> int:
         print(f"\nexact whole-number accuracy ({args.numbers} numbers per row)")
         print(f"  {'':<34}{'app':>9}{'baseline':>10}   parts right (app / baseline)")
         misreads = defaultdict(list)
+        miss_counts = {}
         for name, (low, high), gaps in CASES:
             right = base_right = parts_right = base_parts_right = 0
+            misses = miss_counts[name] = dict.fromkeys(MISS_CATEGORIES, 0)
             for _ in range(args.numbers):
                 count = int(rng.integers(low, high + 1))
                 chosen = [digits[i] for i in rng.integers(0, len(digits), count)]
@@ -129,13 +165,20 @@ def main() -> int:
                 base_right += base_text == drawing.text
                 parts_right += len(body["digits"]) == count
                 base_parts_right += base_count == count
-                if text != drawing.text and len(misreads[name]) < 8:
-                    misreads[name].append(f"{drawing.text}->{text}")
+                if text != drawing.text:
+                    category = miss_category(body["digits"], drawing)
+                    misses[category] += 1
+                    if len(misreads[name]) < 8:
+                        misreads[name].append(f"{drawing.text}->{text}")
             n = args.numbers
             print(f"  {name:<34}{right / n:>9.2%}{base_right / n:>10.2%}   "
                   f"{parts_right / n:.2%} / {base_parts_right / n:.2%}")
         for name, examples in misreads.items():
             print(f"  misread ({name}): {', '.join(examples)}")
+        print("\nwhere the app's misses come from (numbers per row)")
+        print(f"  {'':<40}" + "".join(f"{SHORT_NAMES[name]:>12}" for name, _, _ in CASES))
+        for category in MISS_CATEGORIES:
+            print(f"  {category:<40}" + "".join(f"{miss_counts[name][category]:>12}" for name, _, _ in CASES))
 
         split = base_split = 0
         by_strokes = defaultdict(lambda: [0, 0])

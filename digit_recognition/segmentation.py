@@ -1,7 +1,7 @@
 """Split a drawing's ink into the digits a person would read, left to right.
 
 A number is written as one line of digits; a digit is one or more pen strokes.
-The steps, on the ink map (no model needed for the first three):
+The steps, on the ink map (the model is asked only where geometry cannot decide):
 
 1. **Connected ink**: pixels at least BBOX_THRESHOLD of the strongest ink,
    8-connected, found run by run (numpy only; no scipy in the image).
@@ -11,12 +11,16 @@ The steps, on the ink map (no model needed for the first three):
    extents overlap by at least half the narrower one's width are one digit.
    That is how a person groups a 4 or 5 lifted mid-way, a 7's crossbar, the
    slash of a 0, the dot in a dotted zero, and the two bars of "=" (one thing,
-   not two digits). Neighbouring digits in a line overlap far less.
-4. **Wide parts are cut** where a person would: a part much wider than tall
-   holds touching or overlapping digits. Candidate cuts (between the part's
-   strokes, and through the valleys of its column ink profile) are scored with
-   the recognizer through a callback (`score`: 28x28 images -> how much each
-   looks like one digit), so this module does not depend on the model backend.
+   not two digits). Neighbouring digits in a line overlap far less; nearly
+   touching neighbours are joined only when the recognizer reads them as one
+   digit clearly better than as two.
+4. **Wide parts are cut** where a person would: a part at least half as wide
+   as tall may hold touching or overlapping digits. Candidate cuts (between
+   the part's strokes, through the valleys of its column ink profile, and
+   evenly across it) are scored with the recognizer through a callback
+   (`score`: 28x28 images -> how much each looks like one digit; a side the
+   model calls not a digit scores near 0, so it is a bad cut), so this module
+   does not depend on the model backend. All parts' candidates go in one batch.
    Without a callback only very wide parts are cut, at the deepest valley.
 
 Each part's ink goes through `normalize_ink`, exactly like a single digit; a
@@ -25,7 +29,7 @@ drawing read as one part is normalised unmasked, so it gives the very same
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -41,28 +45,45 @@ MERGE_OVERLAP = 0.5
 # Smaller than this share of a brush dab's area (stroke width squared) is a speck.
 SPECK_AREA = 0.2
 # Width / height of a part's stroke skeleton (its box less one stroke width)
-# above which it may hold several digits (the recognizer decides) ...
-MAY_SPLIT_ASPECT = 1.0
+# from which it may hold several digits (see TIE_ASPECT) ...
+MAY_SPLIT_ASPECT = 0.9
 # ... and above which it surely does (what is cut when there is no recognizer to ask).
 MUST_SPLIT_ASPECT = 2.0
 # A cut leaves each side at least this share of the part's height wide (a 1 is narrow).
 MIN_SIDE_WIDTH = 0.12
-# The recognizer must like the two sides together this much more than the whole,
-# and at least this much in themselves ...
+# Both sides of a cut must be digit-tall (this share of the part's height) and
+# read as digits (the product of their digit-likeness at least this; a side the
+# model calls not a digit scores near 0, so a cut through a 0 into "(" and ")"
+# or a letter into strokes fails here) ...
+CUT_SIDE_HEIGHT = 0.7
+SPLIT_MIN_SCORE = 0.9
+# ... and then the two sides must read clearly better than the whole (x1.5),
+# the part being wider than tall (a narrower U, V or A, not a digit whole,
+# reads as "11" cut in two) ...
 SPLIT_GAIN = 1.5
-SPLIT_MIN_SCORE = 0.8
-# ... unless the cut is clean: it crosses at most this many strokes, leaves both
-# sides at least this share of the part's height, and both read this well (and
-# together no worse than the whole).
+SPLIT_ASPECT = 1.0
+# ... or, when both read about as well (a squeezed "88" still reads as an 8: the
+# whole reads as a digit, TIE_WHOLE_SCORE), the part is about as wide as tall,
+# both sides are taller (TIE_SIDE_HEIGHT; a wide 4 or 7 cut into a digit and a
+# short stub is what a laxer rule gets wrong) and the cut crosses at most one
+# stroke, where two touching digits meet. (Chosen on rendered held-out pen
+# digits, singles vs touching pairs, and on letters.)
+TIE_ASPECT = 0.9
+TIE_SIDE_HEIGHT = 0.8
+TIE_WHOLE_SCORE = 0.6
+TIE_MARGIN = 0.02
 CLEAN_CUT_CROSSINGS = 1
-CLEAN_CUT_HEIGHT = 0.7
-CLEAN_CUT_SCORE = 0.9
 # Neighbouring parts closer than this share of the line height may be one digit
 # whose strokes barely overlap (a 4 drawn as an "L" and a stem beside it): the
 # recognizer is asked whether they read better as one digit or as two. (Digits
 # of a number written with clear gaps are 0.12+ apart; a digit's strokes overlap.)
 ASK_MERGE_GAP = 0.06
-MERGE_GAIN = 1.0
+# Joined, two neighbours that would make a valid cut (digit-tall, both reading
+# well) must read this many times better than apart: touching digits that each
+# read well ("16") are not one digit because the model also reads the squeezed
+# pair as a 6.
+MERGE_GAIN = 2.0
+MAX_CUT_DEPTH = 6
 MAX_CANDIDATE_CUTS = 6
 GRID_CUTS = 7
 MAX_PARTS = 24  # a line on the canvas; beyond this it is scribbling, not a number
@@ -176,6 +197,7 @@ class _Piece:
     x1: int  # exclusive
     y0: int = 0
     y1: int = 0
+    joined: bool = False  # neighbours joined because they read better as one digit
 
     @property
     def width(self) -> int:
@@ -275,12 +297,20 @@ def _merge_close(drawing: _Drawing, groups: list[_Piece], line_height: float,
         for index, joined in candidates:
             images += [drawing.image(joined), drawing.image(groups[index]), drawing.image(groups[index + 1])]
         scores = np.asarray(score(np.stack(images)), dtype=np.float64).reshape(-1, 3)
-        gains = scores[:, 0] / np.maximum(scores[:, 1] * scores[:, 2] * MERGE_GAIN, 1e-12)
+        # Neighbours that would make a valid cut (two digit-tall sides that
+        # both read well) must read much better joined; others (the "L" of a
+        # 4 beside its stem) only better.
+        pairs = scores[:, 1] * scores[:, 2]
+        tall = np.array([min(groups[index].height, groups[index + 1].height) >= CUT_SIDE_HEIGHT * joined.height
+                         for index, joined in candidates])
+        required = np.where(tall & (pairs >= SPLIT_MIN_SCORE), MERGE_GAIN, 1.0)
+        gains = scores[:, 0] / np.maximum(pairs * required, 1e-12)
         best = int(np.argmax(gains))
         if gains[best] <= 1.0:
             break
         index, joined = candidates[best]
-        groups = groups[:index] + [joined] + groups[index + 2:]
+        # The recognizer has just preferred it whole: it is not cut again.
+        groups = groups[:index] + [replace(joined, joined=True)] + groups[index + 2:]
     return groups
 
 
@@ -347,49 +377,83 @@ def _clipped(drawing: _Drawing, ids, x0: int, x1: int) -> _Piece | None:
     return drawing.piece(ids, x0, x1)
 
 
-def _split(drawing: _Drawing, piece: _Piece, line_height: float, score: Scorer | None,
-           depth: int = 0) -> list[_Piece]:
-    aspect = _aspect(piece, drawing.stroke_width, line_height)
+def _may_hold_several(drawing: _Drawing, piece: _Piece, line_height: float) -> bool:
     # A part hardly taller than the pen is a dash or a dot, never digits side by side.
-    flat = piece.height < 2 * drawing.stroke_width
-    if aspect < MAY_SPLIT_ASPECT or flat or depth >= 6:
-        return [piece]
-    candidates = _candidate_splits(drawing, piece, line_height)
-    if not candidates:
-        return [piece]
+    return (not piece.joined and piece.height >= 2 * drawing.stroke_width
+            and _aspect(piece, drawing.stroke_width, line_height) >= MAY_SPLIT_ASPECT)
+
+
+def _choose_cut(drawing: _Drawing, piece: _Piece, line_height: float, candidates, whole: float,
+                sides: np.ndarray):
+    """The candidate (left, right, crossings) to cut `piece` at, or None to keep it whole.
+
+    `whole`: the piece's digit-likeness; `sides`: each candidate's left's and right's, in turn.
+    """
+    pairs = sides[0::2] * sides[1::2]
+    crossings = np.array([c for _, _, c in candidates])
+    sides_tall = np.array([min(left.height, right.height) / piece.height for left, right, _ in candidates])
+    readable = (sides_tall >= CUT_SIDE_HEIGHT) & (pairs >= SPLIT_MIN_SCORE)
+    aspect = _aspect(piece, drawing.stroke_width, line_height)
+    better = readable & (pairs > SPLIT_GAIN * whole) & (aspect >= SPLIT_ASPECT)
+    tie = (readable & (sides_tall >= TIE_SIDE_HEIGHT) & (whole >= TIE_WHOLE_SCORE) & (pairs >= whole - TIE_MARGIN)
+           & (crossings <= CLEAN_CUT_CROSSINGS) & (aspect >= TIE_ASPECT))
+    allowed = better | tie
+    if not allowed.any():
+        return None
+    return candidates[int(np.argmax(np.where(allowed, pairs, -1.0)))]
+
+
+def _split_all(drawing: _Drawing, pieces: list[_Piece], line_height: float, score: Scorer | None,
+               depth: int = 0) -> list[_Piece]:
+    """Cut each piece that holds touching digits, left to right.
+
+    The recognizer is asked in two batches per level of cutting, not per
+    digit: first how well each piece reads whole, then the sides of the
+    candidate cuts of the pieces a cut could still win.
+    """
+    may = [index for index, piece in enumerate(pieces)
+           if depth < MAX_CUT_DEPTH and _may_hold_several(drawing, piece, line_height)]
+    if not may:
+        return pieces
+    aspects = {index: _aspect(pieces[index], drawing.stroke_width, line_height) for index in may}
+    cuts = {}
     if score is None:
-        if aspect < MUST_SPLIT_ASPECT:
-            return [piece]
-        best = min(candidates, key=lambda c: (c[2], abs(c[0].width - c[1].width)))
+        for index in may:
+            candidates = _candidate_splits(drawing, pieces[index], line_height) \
+                if aspects[index] >= MUST_SPLIT_ASPECT else []
+            if candidates:
+                cuts[index] = min(candidates, key=lambda c: (c[2], abs(c[0].width - c[1].width)))
     else:
-        images = [drawing.image(piece)]
-        for left, right, _ in candidates:
-            images += [drawing.image(left), drawing.image(right)]
-        scores = np.asarray(score(np.stack(images)), dtype=np.float64)
-        whole = scores[0]
-        pairs = scores[1::2] * scores[2::2]
-        # A clean cut: through at most one stroke, leaving two digit-tall sides
-        # that both read well, and together at least as well as the whole
-        # (where touching digits meet). Otherwise the two sides must read
-        # clearly better than the whole.
-        clean = np.array([crossings <= CLEAN_CUT_CROSSINGS
-                          and min(left.height, right.height) >= CLEAN_CUT_HEIGHT * piece.height
-                          and pair >= max(CLEAN_CUT_SCORE, whole)
-                          for (left, right, crossings), pair in zip(candidates, pairs, strict=False)])
-        tall = np.array([min(left.height, right.height) >= CLEAN_CUT_HEIGHT * piece.height
-                         for left, right, _ in candidates])
-        # Both sides must read as digits in their own right: a letter (M, W, X)
-        # reads as no digit whole, and its halves only a little better.
-        pairs_gained = np.where(tall & (pairs >= SPLIT_MIN_SCORE), pairs, -1.0)
-        best_index = int(np.argmax(pairs_gained))
-        if pairs_gained[best_index] <= whole * SPLIT_GAIN:
-            if not clean.any():
-                return [piece]
-            best_index = int(np.argmax(np.where(clean, pairs, -1.0)))
-        best = candidates[best_index]
-    left, right, _ = best
-    return (_split(drawing, left, line_height, score, depth + 1)
-            + _split(drawing, right, line_height, score, depth + 1))
+        wholes = np.asarray(score(np.stack([drawing.image(pieces[index]) for index in may])), dtype=np.float64)
+        asks = []  # (index of the piece, its candidate cuts, how well it reads whole)
+        for index, whole in zip(may, wholes, strict=True):
+            # Narrower than SPLIT_ASPECT only a tie can cut, and only a piece that reads well whole.
+            if whole >= TIE_WHOLE_SCORE or (aspects[index] >= SPLIT_ASPECT and whole * SPLIT_GAIN < 1.0):
+                candidates = _candidate_splits(drawing, pieces[index], line_height)
+                if candidates:
+                    asks.append((index, candidates, float(whole)))
+        if asks:
+            images = [drawing.image(side) for _, candidates, _ in asks
+                      for left, right, _ in candidates for side in (left, right)]
+            sides = np.asarray(score(np.stack(images)), dtype=np.float64)
+            offset = 0
+            for index, candidates, whole in asks:
+                count = 2 * len(candidates)
+                chosen = _choose_cut(drawing, pieces[index], line_height, candidates, whole,
+                                     sides[offset:offset + count])
+                offset += count
+                if chosen is not None:
+                    cuts[index] = chosen
+    if not cuts:
+        return pieces
+    result = []
+    for index, piece in enumerate(pieces):
+        if index in cuts:
+            left, right, _ = cuts[index]
+            result += _split_all(drawing, [left, right], line_height, score, depth + 1)
+        else:
+            result.append(piece)
+    return result
 
 
 def split_into_parts(ink: np.ndarray, scale: float = 1.0, origin: tuple[float, float] = (0.0, 0.0),
@@ -415,10 +479,7 @@ def split_into_parts(ink: np.ndarray, scale: float = 1.0, origin: tuple[float, f
     line_height = max(g.height for g in groups)
     if score is not None:
         groups = _merge_close(drawing, groups, line_height, score)
-    pieces = []
-    for group in groups:
-        pieces += _split(drawing, group, line_height, score)
-    pieces = pieces[:MAX_PARTS]
+    pieces = _split_all(drawing, groups, line_height, score)[:MAX_PARTS]
     if len(pieces) == 1 and len(kept) == drawing.count:
         # The whole drawing is one digit: normalise it exactly as a single digit.
         images = [normalize_ink(ink)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from digit_recognition.strokes import SUPERSAMPLE, draw_pen_paths, style_ink_mask
 
@@ -89,3 +89,33 @@ def render_number(digits, rng: np.random.Generator, gaps: tuple[float, float] = 
     mask = mask.resize((width_px, height_px), Image.Resampling.BOX)
     return NumberDrawing(style_ink_mask(mask, style), "".join(str(d.label) for d in digits),
                          boxes, gap_values)
+
+
+def add_mark(drawing: NumberDrawing, after: int, mark: str) -> NumberDrawing:
+    """The drawing with a "." (on the baseline) or a "-" (mid-height) drawn with
+    the page's brush in the gap after digit `after` ("3.5", "1-2").
+
+    The gap should be clear (about half a digit height) to leave room for it.
+    """
+    image = drawing.image.copy()
+    brush = PAGE_BRUSH_FRAC * image.height
+    (x0, y0, w0, h0), (x1, y1, _, h1) = drawing.boxes[after], drawing.boxes[after + 1]
+    cx = (x0 + w0 + x1) / 2
+    draw = ImageDraw.Draw(image)
+    if mark == ".":
+        radius = brush / 2
+        cy = max(y0 + h0, y1 + h1) - radius
+        box = (cx - radius, cy - radius, cx + radius, cy + radius)
+        draw.ellipse(box, fill=(0, 0, 0, 255))
+    elif mark == "-":
+        half = 0.15 * (h0 + h1) / 2
+        cy = (y0 + h0 / 2 + y1 + h1 / 2) / 2
+        draw.line((cx - half, cy, cx + half, cy), fill=(0, 0, 0, 255), width=int(round(brush)))
+        box = (cx - half, cy - brush / 2, cx + half, cy + brush / 2)
+    else:
+        raise ValueError(f"unknown mark {mark!r}")
+    left, top = int(np.floor(box[0])), int(np.floor(box[1]))
+    mark_box = (left, top, int(np.ceil(box[2])) - left, int(np.ceil(box[3])) - top)
+    text = drawing.text[:after + 1] + mark + drawing.text[after + 1:]
+    return NumberDrawing(image, text, drawing.boxes[:after + 1] + [mark_box] + drawing.boxes[after + 1:],
+                         drawing.gaps)

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from testing_support.number_drawings import render_number
+from testing_support.number_drawings import add_mark, render_number
 from digit_recognition.preprocessing import preprocess_drawing
 from digit_recognition.reading import VERDICTS
 from digit_recognition.strokes import to_png_bytes
@@ -97,3 +97,20 @@ def test_labelling_a_drawing_of_several_digits_is_refused_and_stores_nothing(cli
     single = number_drawing(held_out, "4", seed=1)
     response = client.post("/labels", json={"image": data_url(to_png_bytes(single.image)), "label": 4})
     assert response.status_code == 201, response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("text", ["3.5", "1-2", "0.7", "4-9"])
+def test_a_dot_or_dash_between_digits_is_named_as_the_part_that_is_not_a_digit(client, held_out, text):
+    """The app reads digits, not decimals or ranges: the mark is its own part, answered as
+    not a digit (so the number is null), and the page can show which part that is."""
+    digits = text[0] + text[2]
+    drawing = add_mark(number_drawing(held_out, digits, seed=3, gaps=(0.5, 0.6)), 0, text[1])
+    body = predict(client, to_png_bytes(drawing.image))
+    assert body["verdict"] == "not_a_digit"
+    assert body["number"] is None and body["digit"] is None and body["confidence"] is None
+    assert [p["verdict"] for p in body["digits"]] == ["digit", "not_a_digit", "digit"]
+    first, mark, last = body["digits"]
+    assert (first["digit"], last["digit"]) == (int(text[0]), int(text[2]))
+    assert mark["digit"] is None and mark["confidence"] is None and mark["not_digit_score"] >= 0.5
+    # Its box is the mark's, between the digits.
+    assert np.allclose(mark["box"], drawing.boxes[1], atol=3), (mark["box"], drawing.boxes[1])

@@ -80,6 +80,17 @@ def test_equals_sign_is_one_part_not_two(score):
     assert len(split_into_parts(ink_map(rgba(drawing.image)), score=score)) == 1
 
 
+@pytest.mark.parametrize("strokes", [
+    [[[150, 50], [500, 950], [850, 50]]],  # V
+    [[[150, 50], [150, 800], [500, 950], [850, 800], [850, 50]]],  # U
+    [[[150, 950], [500, 50], [850, 950]], [[300, 600], [700, 600]]],  # A
+], ids=["V", "U", "A"])
+def test_a_letter_whose_halves_read_as_ones_is_not_cut(score, strokes):
+    """A V cut down the middle is "11" to the model; not a digit whole is no reason to cut."""
+    drawing = drawing_of([SimpleNamespace(label=0, strokes=strokes)])
+    assert len(split_into_parts(ink_map(rgba(drawing.image)), score=score)) == 1
+
+
 def test_a_dash_is_one_part_however_wide(score):
     for length in (0.3, 0.6, 0.9):
         canvas = np.zeros((300, 750), np.float32)
@@ -106,6 +117,54 @@ def test_touching_zeros_are_cut_apart(held_out, classifier, score):
     assert len(label_components(ink >= 0.1).area) == 1, "the two zeros should touch"
     parts = split_into_parts(ink, score=score)
     assert read(parts, classifier) == "00"
+
+
+# (text, gap in digit heights, which held-out samples): pairs the model also reads
+# confidently as one digit when squeezed together, once read as that one digit.
+TOUCHING_PAIRS = [
+    ("16", -0.06, 0),  # two blobs nearly touching, each a clear digit: not joined
+    ("71", -0.02, 1),
+    ("44", -0.06, 0),  # one blob, as wide as tall, cut cleanly where the 4s meet
+    ("66", -0.06, 1),
+    ("10", -0.06, 1),  # a 1 touching a 0
+]
+
+
+@pytest.mark.parametrize("text, gap, nth", TOUCHING_PAIRS)
+def test_touching_digits_are_not_read_as_the_one_digit_they_squeeze_into(held_out, classifier, score,
+                                                                         text, gap, nth):
+    digits = [pick(held_out, int(text[0]), strokes=1, nth=nth), pick(held_out, int(text[1]), strokes=1, nth=nth + 1)]
+    drawing = drawing_of(digits, gaps=(gap, gap))
+    parts = split_into_parts(ink_map(rgba(drawing.image)), score=score)
+    assert read(parts, classifier) == text
+
+
+# Numbers whose wide two-stroke 4s and 7 read as one digit whole and, cut into a
+# digit and a short stub, as two almost as well: (text, (label, strokes, nth) per digit).
+WIDE_DIGITS_IN_NUMBERS = [
+    ("4483", [(4, 2, 44), (4, 2, 64), (8, 1, 16), (3, 1, 27)]),
+    ("27230", [(2, 1, 99), (7, 2, 18), (2, 1, 92), (3, 1, 43), (0, 1, 94)]),
+]
+
+
+@pytest.mark.parametrize("text, samples", WIDE_DIGITS_IN_NUMBERS)
+def test_a_wide_digit_in_a_number_is_not_cut_into_a_digit_and_a_stub(held_out, classifier, score, text, samples):
+    digits = [pick(held_out, label, strokes=strokes, nth=nth) for label, strokes, nth in samples]
+    for seed in range(3):
+        parts = split_into_parts(ink_map(rgba(drawing_of(digits, seed=seed).image)), score=score)
+        assert read(parts, classifier) == text, seed
+
+
+def test_two_stroke_digits_stay_whole(held_out, score):
+    """The cut rules are lenient enough to cut touching pairs, yet leave single
+    multi-stroke digits whole (60 held-out samples, every label)."""
+    two_strokes = [d for d in held_out if len(d.strokes) == 2][:60]
+    split = []
+    for seed, digit in enumerate(two_strokes):
+        parts = split_into_parts(ink_map(rgba(drawing_of([digit], seed=seed).image)), score=score)
+        if len(parts) != 1:
+            split.append(digit.label)
+    assert split == []
 
 
 def test_a_dot_beside_a_digit_is_its_own_part(held_out, classifier, score):
