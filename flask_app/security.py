@@ -30,6 +30,7 @@ from flask_limiter.util import get_remote_address
 from werkzeug.exceptions import Forbidden
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from .rate_limit_storage import storage_uri
 from .security_headers import SECURITY_HEADERS, STRICT_TRANSPORT_SECURITY
 
 STATE_CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -150,9 +151,10 @@ def limit_request_rates(app: Flask) -> Limiter | None:
     """Rate-limit the POST endpoints in RATE_LIMITED_ENDPOINTS per client
     address, each by its own setting; the Limiter, or None when all are off.
 
-    Storage is `RATELIMIT_STORAGE_URI`: "memory://" counts per worker process,
-    so N gunicorn workers allow up to N times the limit; point it at Redis or
-    Memcached to share the count. The window is a moving one, so a client
+    Storage is `RATELIMIT_STORAGE_URI`: "memory://" counts per worker process
+    (without a thread per request: rate_limit_storage.py), so N gunicorn
+    workers allow up to N times the limit; point it at Redis or Memcached to
+    share the count. The window is a moving one, so a client
     cannot send twice the limit across a window boundary.
     """
     rates = {}
@@ -169,7 +171,7 @@ def limit_request_rates(app: Flask) -> Limiter | None:
     limiter = Limiter(
         key_func=get_remote_address,  # the client, once ProxyFix has read the trusted hop
         app=app,
-        storage_uri=app.config.get("RATELIMIT_STORAGE_URI") or "memory://",
+        storage_uri=storage_uri(app.config.get("RATELIMIT_STORAGE_URI")),
         strategy="moving-window",
         headers_enabled=False,  # it would put Retry-After on successful answers too
     )
