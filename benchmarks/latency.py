@@ -176,26 +176,27 @@ def main() -> int:
                     merge(results[(name, clients)], post_load(server.port, "/predict", bodies, clients,
                                                               args.seconds))
                     cpu_used[(name, clients)] += server_cpu(server) - cpu_before
-    print(f"\n== HTTP: POST /predict, {args.rounds} rounds x {args.seconds:.0f} s per row, "
-          f"alternating (load average {os.getloadavg()[0]:.1f}) ==")
-    for (name, clients), result in results.items():
-        print(f"{name:<34} {clients} client{'s' if clients > 1 else ' '}   {percentiles(result.latencies_s)}"
-              f"   {result.rps:6.0f} req/s   errors {result.errors}   server CPU "
-              f"{1000 * cpu_used[(name, clients)] / max(1, result.requests):.2f} ms/req")
+        # Reported before the servers stop: a slow stop must not lose the figures.
+        print(f"\n== HTTP: POST /predict, {args.rounds} rounds x {args.seconds:.0f} s per row, "
+              f"alternating (load average {os.getloadavg()[0]:.1f}) ==")
+        for (name, clients), result in results.items():
+            print(f"{name:<34} {clients} client{'s' if clients > 1 else ' '}   {percentiles(result.latencies_s)}"
+                  f"   {result.rps:6.0f} req/s   errors {result.errors}   server CPU "
+                  f"{1000 * cpu_used[(name, clients)] / max(1, result.requests):.2f} ms/req")
 
-    now_1, now_8 = results[(NOW, 1)], results[(NOW, 8)]
-    p50 = float(np.percentile(now_1.latencies_s, 50))
-    print("\n== against the targets ==")
-    print(f"POST /predict 1 client p50 {p50 * 1000:.2f} ms = "
-          f"{p50 / figures['model.predict() (baseline)']:.3f}x model.predict() p50 (target <= 0.05x)")
-    for baseline in (WHEN_FILED, SAME_CODE_KERAS):
-        if (baseline, 1) not in results:
-            continue
-        base_1, base_8 = results[(baseline, 1)], results[(baseline, 8)]
-        print(f"against {baseline}: 1 client p50 {p50 / float(np.percentile(base_1.latencies_s, 50)):.2f}x "
-              f"(target <= 0.5x); 8 clients {now_8.rps:.0f} req/s = {now_8.rps / base_8.rps:.2f}x its "
-              f"{base_8.rps:.0f} req/s (target >= 2x); p99 {now_8.percentile_ms(99):.1f} ms vs "
-              f"{base_8.percentile_ms(99):.1f} ms")
+        now_1, now_8 = results[(NOW, 1)], results[(NOW, 8)]
+        p50 = float(np.percentile(now_1.latencies_s, 50))
+        print("\n== against the targets ==")
+        print(f"POST /predict 1 client p50 {p50 * 1000:.2f} ms = "
+              f"{p50 / figures['model.predict() (baseline)']:.3f}x model.predict() p50 (target <= 0.05x)")
+        for baseline in (WHEN_FILED, SAME_CODE_KERAS):
+            if (baseline, 1) not in results:
+                continue
+            base_1, base_8 = results[(baseline, 1)], results[(baseline, 8)]
+            print(f"against {baseline}: 1 client p50 {p50 / float(np.percentile(base_1.latencies_s, 50)):.2f}x "
+                  f"(target <= 0.5x); 8 clients {now_8.rps:.0f} req/s = {now_8.rps / base_8.rps:.2f}x its "
+                  f"{base_8.rps:.0f} req/s (target >= 2x); p99 {now_8.percentile_ms(99):.1f} ms vs "
+                  f"{base_8.percentile_ms(99):.1f} ms")
     return 0
 
 
