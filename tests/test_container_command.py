@@ -254,3 +254,12 @@ def test_gunicorn_builds_no_access_log_lines():
     stock.cfg = ours.cfg = cfg
     assert stock.access_log_enabled  # what the setting is there for
     assert not ours.access_log_enabled
+
+
+def test_the_benchmarks_change_only_what_they_ask_for_in_the_cmd(spec):
+    from testing_support.container_command import loopback_command
+
+    changed = loopback_command(spec.cmd, workers=3, threads=2, worker_class="gthread")
+    assert changed.startswith("exec gunicorn --config gunicorn.conf.py --worker-class gthread ")
+    assert "--bind 127.0.0.1:$PORT" in changed and "--workers 3" in changed and "--threads 2" in changed
+    assert loopback_command(spec.cmd) == spec.cmd.replace("--bind :$PORT", "--bind 127.0.0.1:$PORT")
