@@ -11,13 +11,15 @@ Prints p50/p99 for:
     backend under the CMD the image ran before (TensorFlow, gthread 2 workers
     x 4 threads, requirements.txt's packages importable), and the server as
     it was when the LiteRT issue was filed (commit FILED_COMMIT: its own code,
-    model, gunicorn.conf.py and CMD). All servers run as deployed (request
-    lines logged, rate limiter checked) and run throughout; rounds alternate
-    between them so other load on the machine hits all alike. Beside each
+    model, gunicorn.conf.py and CMD; --baseline-commit serves other commits
+    the same way, e.g. the one before a change to the request path). All
+    servers run as deployed (request lines logged, rate limiter checked) and
+    run throughout; rounds alternate between them so other load on the
+    machine hits all alike. Beside each
     row, the servers' own CPU time per request, which other load on the
     machine changes far less than the wall-clock figures.
 
-    python benchmarks/latency.py [--requests 500] [--seconds 10] [--rounds 2] [--filed-commit 9ae05df]
+    python benchmarks/latency.py [--requests 500] [--seconds 10] [--rounds 2] [--baseline-commit 9ae05df ...]
 """
 from __future__ import annotations
 
@@ -57,7 +59,10 @@ from flask_app.config import DEFAULT_MODEL_PATH  # noqa: E402
 FILED_COMMIT = "9ae05df"
 NOW = "LiteRT (Dockerfile CMD)"
 SAME_CODE_KERAS = "Keras backend, this code, gthread 2x4"
-WHEN_FILED = f"Keras-served when filed ({FILED_COMMIT})"
+
+
+def as_at(commit: str) -> str:
+    return f"Keras-served when filed ({commit})" if commit == FILED_COMMIT else f"as at {commit}"
 
 
 def percentiles(samples_s):
@@ -104,8 +109,10 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="per HTTP scenario per round")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--in-process-only", action="store_true", help="skip the HTTP part")
-    parser.add_argument("--filed-commit", default=FILED_COMMIT,
-                        help="also serve this commit's code as it was deployed (empty: skip)")
+    parser.add_argument("--baseline-commit", action="append",
+                        help=f"also serve this commit's code as it was deployed, with its own CMD and "
+                             f"requirements.txt (repeatable; default {FILED_COMMIT}, the server when the "
+                             f"LiteRT issue was filed; 'none': no such baseline)")
     args = parser.parse_args()
 
     pngs = sample_drawings(args.pen_digits_path)
@@ -155,15 +162,17 @@ def main() -> int:
                 requirements_file=REPO_ROOT / "requirements.txt", INFERENCE_BACKEND="keras",
                 MODEL_PATH=model_path, LABELS_DIR=str(scratch / "labels-keras"), **deployed)),
         }
-        if args.filed_commit:
-            # The server as it was when the LiteRT issue was filed: its own code,
-            # model, gunicorn settings and CMD (Keras, gthread 2 x 4).
-            context = checkout(args.filed_commit, scratch / "filed")
+        for commit in args.baseline_commit or [FILED_COMMIT]:
+            if commit == "none":
+                continue
+            # The server as it was at `commit`: its own code, model, gunicorn
+            # settings and CMD (at FILED_COMMIT: Keras, gthread 2 x 4).
+            context = checkout(commit, scratch / f"at-{commit}")
             spec = parse_dockerfile(context / "Dockerfile")
-            servers[WHEN_FILED] = stack.enter_context(run_container_command(
-                stage_image_files(scratch / "filed-app", spec, context), scratch / "filed.log", spec=spec,
-                requirements_file=context / "requirements.txt", LABELS_DIR=str(scratch / "labels-filed"),
-                **deployed))
+            servers[as_at(commit)] = stack.enter_context(run_container_command(
+                stage_image_files(scratch / f"app-at-{commit}", spec, context), scratch / f"at-{commit}.log",
+                spec=spec, requirements_file=context / "requirements.txt",
+                LABELS_DIR=str(scratch / f"labels-at-{commit}"), **deployed))
         for server in servers.values():
             wait_for_status(server.port, "/readyz", server.process, timeout=300)
             post_load(server.port, "/predict", bodies, 8, 3.0)  # warm every worker and thread
@@ -189,9 +198,7 @@ def main() -> int:
         print("\n== against the targets ==")
         print(f"POST /predict 1 client p50 {p50 * 1000:.2f} ms = "
               f"{p50 / figures['model.predict() (baseline)']:.3f}x model.predict() p50 (target <= 0.05x)")
-        for baseline in (WHEN_FILED, SAME_CODE_KERAS):
-            if (baseline, 1) not in results:
-                continue
+        for baseline in [name for name in servers if name != NOW]:
             base_1, base_8 = results[(baseline, 1)], results[(baseline, 8)]
             print(f"against {baseline}: 1 client p50 {p50 / float(np.percentile(base_1.latencies_s, 50)):.2f}x "
                   f"(target <= 0.5x); 8 clients {now_8.rps:.0f} req/s = {now_8.rps / base_8.rps:.2f}x its "
