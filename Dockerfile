@@ -49,8 +49,10 @@ EXPOSE 8080
 # other jobs (load average 16-20), two runs of choose_workers.py over 1 x 4,
 # 2 x 1, 2 x 2, 2 x 4, 2 x 8, 3 x 2 and 4 x 2 could not rank them (one
 # configuration's rounds varied 10-190 req/s; server CPU per request 4-5 ms in
-# every one). So one worker per core stays: the GIL-bound parts of a request
-# (decoding, Flask, JSON) run in parallel only across processes. Each worker
+# every one; a later run, 3 gevent workers against 2: 1.03x the requests,
+# 5.47 against 5.94 ms CPU per request). So one worker per core stays: the
+# GIL-bound parts of a request (decoding, Flask, JSON) run in parallel only
+# across processes. Each worker
 # makes one LiteRT interpreter per OS thread (~8 MiB), after the fork; its
 # gevent greenlets share it (digit_recognition/inference.py). On Cloud Run:
 # --cpu 2, --concurrency 8. No --preload (gunicorn.conf.py says why).

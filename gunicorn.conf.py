@@ -34,7 +34,14 @@ preload_app = False
 # slow_clients.py prints it); on this shared, busy 2-core machine 8 closed-loop
 # clients got about half gthread's requests through in two runs, and split
 # the rounds in a third (README). `--threads` in the CMD does not apply to
-# this worker class.
+# this worker class. Re-measured once the request path was cheaper
+# (benchmarks/choose_workers.py --configs 2x4,2x4:gthread,2x2:gthread, two
+# runs, load average 8-11): server CPU per request 5.94 / 4.87 ms (gevent)
+# against 5.63 / 4.84 (gthread 2 x 4) and 5.31 / 5.09 (gthread 2 x 2), the
+# same within noise; throughput rounds spread 3-58 req/s for every class, with
+# gthread ahead in most rounds but behind in others. With equal CPU per request a
+# dedicated 2-core instance is CPU-bound either way, so the slow-client
+# protection decides: gevent stays.
 worker_class = "gevent"
 # At most this many connections per worker (open, idle or slow), gunicorn's
 # default made explicit: beyond it a worker stops accepting until one closes.
@@ -81,6 +88,22 @@ logconfig_dict = {
     },
     "formatters": {},
 }
+
+
+# Gunicorn counts its access log as on whenever a logging config is given, as
+# here, and then builds each request's access-log fields (a dict of the
+# request's headers and timings) only for the CRITICAL level above to drop
+# them: ~2% of a worker's time per /predict in a profile. This logger says it
+# is off, so gunicorn skips building them.
+from gunicorn.glogging import Logger as _GunicornLogger  # noqa: E402
+
+
+class LoggerWithoutAccessLog(_GunicornLogger):
+    def _compute_access_log_enabled(self):
+        return False
+
+
+logger_class = LoggerWithoutAccessLog
 
 # One TensorFlow thread per worker: with one worker per core, TF's own thread
 # pools only add hand-offs to a ~1 ms graph. Measured on the 2-core machine

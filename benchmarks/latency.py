@@ -7,22 +7,31 @@ Prints p50/p99 for:
     `model.predict()` as the baseline, same model, same inputs, same run;
   - POST /predict, one client, then 8 concurrent clients (closed loop, kept-alive
     connections), against the Dockerfile's CMD (LiteRT, only the image's
-    packages importable) and, as the baseline, the CMD the image ran before:
-    Keras/TensorFlow served by 2 workers x 4 threads (INFERENCE_BACKEND=keras,
-    requirements.txt's packages importable). Both servers run throughout;
-    rounds alternate between them so other load on the machine hits both alike.
-    Beside each row, the servers' own CPU time per request, which other load
-    on the machine does not change (wall-clock figures it does).
+    packages importable) and two baselines: the same code with the Keras
+    backend under the CMD the image ran before (TensorFlow, gthread 2 workers
+    x 4 threads, requirements.txt's packages importable), and the server as
+    it was when the LiteRT issue was filed (commit FILED_COMMIT: its own code,
+    model, gunicorn.conf.py and CMD; --baseline-commit serves other commits
+    the same way, e.g. the one before a change to the request path). All
+    servers run as deployed (request lines logged, rate limiter checked) and
+    run throughout; rounds alternate between them so other load on the
+    machine hits all alike. Beside each
+    row, the servers' own CPU time per request, which other load on the
+    machine changes far less than the wall-clock figures.
 
-    python benchmarks/latency.py [--requests 500] [--seconds 10] [--rounds 2]
+    python benchmarks/latency.py [--requests 500] [--seconds 10] [--rounds 2] [--baseline-commit 9ae05df ...]
 """
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
+import io
 import json
 import os
+import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -33,7 +42,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from testing_support.container_command import (  # noqa: E402
-    cpu_seconds, run_container_command, stage_image_files, wait_for_status,
+    cpu_seconds, parse_dockerfile, run_container_command, stage_image_files, wait_for_status,
 )
 from benchmarks.http_load import LoadResult, post_load  # noqa: E402
 from digit_recognition.datasets import load_pen_digits  # noqa: E402
@@ -43,6 +52,17 @@ from digit_recognition.model_files import tflite_path_for  # noqa: E402
 from digit_recognition.preprocessing import preprocess_drawing, preprocess_rgba  # noqa: E402
 from digit_recognition.strokes import CanvasParams, render_strokes, to_png_bytes  # noqa: E402
 from flask_app.config import DEFAULT_MODEL_PATH  # noqa: E402
+
+
+# The last commit before LiteRT serving (c7f4736): the server the issue's
+# "today's Keras-served" figures describe.
+FILED_COMMIT = "9ae05df"
+NOW = "LiteRT (Dockerfile CMD)"
+SAME_CODE_KERAS = "Keras backend, this code, gthread 2x4"
+
+
+def as_at(commit: str) -> str:
+    return f"Keras-served when filed ({commit})" if commit == FILED_COMMIT else f"as at {commit}"
 
 
 def percentiles(samples_s):
@@ -89,6 +109,10 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="per HTTP scenario per round")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--in-process-only", action="store_true", help="skip the HTTP part")
+    parser.add_argument("--baseline-commit", action="append",
+                        help=f"also serve this commit's code as it was deployed, with its own CMD and "
+                             f"requirements.txt (repeatable; default {FILED_COMMIT}, the server when the "
+                             f"LiteRT issue was filed; 'none': no such baseline)")
     args = parser.parse_args()
 
     pngs = sample_drawings(args.pen_digits_path)
@@ -121,52 +145,76 @@ def main() -> int:
 
     if args.in_process_only:
         return 0
-    with tempfile.TemporaryDirectory() as scratch_dir:
+    with tempfile.TemporaryDirectory() as scratch_dir, contextlib.ExitStack() as stack:
         scratch = Path(scratch_dir)
-        workdir = stage_image_files(scratch / "app")  # what the image's COPY lines take
         model_path = str(Path(args.model_path).resolve())
-        servers = {}
-        with run_container_command(workdir, scratch / "litert.log", MODEL_PATH=model_path,
-                                   LABELS_DIR=str(scratch / "labels-litert"), LOG_LEVEL="WARNING",
-                                   PREDICT_RATE_LIMIT="off") as litert_server, \
-                run_container_command(workdir, scratch / "keras.log", workers=2, threads=4,
-                                      requirements_file=REPO_ROOT / "requirements.txt", INFERENCE_BACKEND="keras",
-                                      MODEL_PATH=model_path, LABELS_DIR=str(scratch / "labels-keras"),
-                                      LOG_LEVEL="WARNING", PREDICT_RATE_LIMIT="off") as keras_server:
-            servers = {"LiteRT (Dockerfile CMD)": litert_server, "Keras, 2 x 4 (before)": keras_server}
-            for server in servers.values():
-                wait_for_status(server.port, "/readyz", server.process, timeout=300)
-                post_load(server.port, "/predict", bodies, 8, 3.0)  # warm every worker and thread
-            results = {(name, clients): LoadResult(clients, 0.0) for name in servers for clients in (1, 8)}
-            cpu_used = {key: 0.0 for key in results}
-            for _ in range(args.rounds):
-                for clients in (1, 8):
-                    for name, server in servers.items():
-                        cpu_before = server_cpu(server)
-                        merge(results[(name, clients)], post_load(server.port, "/predict", bodies, clients,
-                                                                  args.seconds))
-                        cpu_used[(name, clients)] += server_cpu(server) - cpu_before
+        # As deployed: request lines logged at INFO, the rate limiter checked on
+        # every request (its limit set out of reach of a benchmark's one client).
+        deployed = {"LOG_LEVEL": "INFO", "PREDICT_RATE_LIMIT": "1000000 per minute"}
+        workdir = stage_image_files(scratch / "app")  # what the image's COPY lines take
+        servers = {
+            NOW: stack.enter_context(run_container_command(
+                workdir, scratch / "litert.log", MODEL_PATH=model_path,
+                LABELS_DIR=str(scratch / "labels-litert"), **deployed)),
+            # The same code, only the backend changed: what LiteRT itself buys.
+            SAME_CODE_KERAS: stack.enter_context(run_container_command(
+                workdir, scratch / "keras.log", workers=2, threads=4, worker_class="gthread",
+                requirements_file=REPO_ROOT / "requirements.txt", INFERENCE_BACKEND="keras",
+                MODEL_PATH=model_path, LABELS_DIR=str(scratch / "labels-keras"), **deployed)),
+        }
+        for commit in args.baseline_commit or [FILED_COMMIT]:
+            if commit == "none":
+                continue
+            # The server as it was at `commit`: its own code, model, gunicorn
+            # settings and CMD (at FILED_COMMIT: Keras, gthread 2 x 4).
+            context = checkout(commit, scratch / f"at-{commit}")
+            spec = parse_dockerfile(context / "Dockerfile")
+            servers[as_at(commit)] = stack.enter_context(run_container_command(
+                stage_image_files(scratch / f"app-at-{commit}", spec, context), scratch / f"at-{commit}.log",
+                spec=spec, requirements_file=context / "requirements.txt",
+                LABELS_DIR=str(scratch / f"labels-at-{commit}"), **deployed))
+        for server in servers.values():
+            wait_for_status(server.port, "/readyz", server.process, timeout=300)
+            post_load(server.port, "/predict", bodies, 8, 3.0)  # warm every worker and thread
+        results = {(name, clients): LoadResult(clients, 0.0) for name in servers for clients in (1, 8)}
+        cpu_used = {key: 0.0 for key in results}
+        for _ in range(args.rounds):
+            for clients in (1, 8):
+                for name, server in servers.items():
+                    cpu_before = server_cpu(server)
+                    merge(results[(name, clients)], post_load(server.port, "/predict", bodies, clients,
+                                                              args.seconds))
+                    cpu_used[(name, clients)] += server_cpu(server) - cpu_before
+        # Reported before the servers stop: a slow stop must not lose the figures.
         print(f"\n== HTTP: POST /predict, {args.rounds} rounds x {args.seconds:.0f} s per row, "
               f"alternating (load average {os.getloadavg()[0]:.1f}) ==")
         for (name, clients), result in results.items():
-            print(f"{name:<24} {clients} client{'s' if clients > 1 else ' '}   {percentiles(result.latencies_s)}"
+            print(f"{name:<34} {clients} client{'s' if clients > 1 else ' '}   {percentiles(result.latencies_s)}"
                   f"   {result.rps:6.0f} req/s   errors {result.errors}   server CPU "
                   f"{1000 * cpu_used[(name, clients)] / max(1, result.requests):.2f} ms/req")
 
-    litert_1 = results[("LiteRT (Dockerfile CMD)", 1)]
-    keras_1 = results[("Keras, 2 x 4 (before)", 1)]
-    litert_8 = results[("LiteRT (Dockerfile CMD)", 8)]
-    keras_8 = results[("Keras, 2 x 4 (before)", 8)]
-    p50 = float(np.percentile(litert_1.latencies_s, 50))
-    print("\n== against the targets ==")
-    print(f"POST /predict 1 client p50 {p50 * 1000:.2f} ms = "
-          f"{p50 / figures['model.predict() (baseline)']:.3f}x model.predict() p50 (target <= 0.05x), "
-          f"{p50 / float(np.percentile(keras_1.latencies_s, 50)):.2f}x Keras-served p50 (target <= 0.5x)")
-    print(f"8 clients: {litert_8.rps:.0f} req/s = {litert_8.rps / keras_8.rps:.2f}x Keras-served "
-          f"{keras_8.rps:.0f} req/s (target >= 2x); p99 {litert_8.percentile_ms(99):.1f} ms vs "
-          f"{keras_8.percentile_ms(99):.1f} ms")
+        now_1, now_8 = results[(NOW, 1)], results[(NOW, 8)]
+        p50 = float(np.percentile(now_1.latencies_s, 50))
+        print("\n== against the targets ==")
+        print(f"POST /predict 1 client p50 {p50 * 1000:.2f} ms = "
+              f"{p50 / figures['model.predict() (baseline)']:.3f}x model.predict() p50 (target <= 0.05x)")
+        for baseline in [name for name in servers if name != NOW]:
+            base_1, base_8 = results[(baseline, 1)], results[(baseline, 8)]
+            print(f"against {baseline}: 1 client p50 {p50 / float(np.percentile(base_1.latencies_s, 50)):.2f}x "
+                  f"(target <= 0.5x); 8 clients {now_8.rps:.0f} req/s = {now_8.rps / base_8.rps:.2f}x its "
+                  f"{base_8.rps:.0f} req/s (target >= 2x); p99 {now_8.percentile_ms(99):.1f} ms vs "
+                  f"{base_8.percentile_ms(99):.1f} ms")
     return 0
 
+
+def checkout(commit: str, destination: Path) -> Path:
+    """The repository's files at `commit` (git archive), in `destination`."""
+    destination.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(REPO_ROOT), "archive", "--format=tar", commit],
+                             check=True, capture_output=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(destination, filter="data")
+    return destination
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -132,16 +132,40 @@ def label_components(mask: np.ndarray) -> Components:
     jumping, all vectorised. A canvas line has a few thousand runs at most.
     """
     height, width = mask.shape
+    run_rows, run_starts, run_ends, run_labels, total = _run_components(mask)
+    labels = np.full((height, width), -1, dtype=np.int32)
+    if total == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return Components(labels, 0, empty, empty, empty, empty, empty)
+    # Paint runs: +label at each start, -label at each end, cumulative sum per row.
+    paint = np.zeros((height, width + 1), dtype=np.int32)
+    np.add.at(paint, (run_rows, run_starts), run_labels + 1)
+    np.add.at(paint, (run_rows, run_ends), -(run_labels + 1))
+    labels[:] = np.cumsum(paint, axis=1)[:, :width] - 1
+    area = np.bincount(run_labels, weights=run_ends - run_starts, minlength=total).astype(np.int64)
+    x0 = np.full(total, width)
+    np.minimum.at(x0, run_labels, run_starts)
+    x1 = np.zeros(total, dtype=np.int64)
+    np.maximum.at(x1, run_labels, run_ends)
+    y0 = np.full(total, height)
+    np.minimum.at(y0, run_labels, run_rows)
+    y1 = np.zeros(total, dtype=np.int64)
+    np.maximum.at(y1, run_labels, run_rows + 1)
+    return Components(labels, total, area, x0, x1, y0, y1)
+
+
+def _run_components(mask: np.ndarray):
+    """The horizontal runs of a boolean image and their components:
+    (rows, starts, ends (exclusive), component of each run, component count)."""
+    height, width = mask.shape
     padded = np.zeros((height, width + 2), dtype=np.int8)
     padded[:, 1:-1] = mask
     edges = np.diff(padded, axis=1)
     run_rows, run_starts = np.nonzero(edges == 1)   # first column of each run
     _, run_ends = np.nonzero(edges == -1)           # one past its last column
     count = len(run_rows)
-    labels = np.full((height, width), -1, dtype=np.int32)
     if count == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return Components(labels, 0, empty, empty, empty, empty, empty)
+        return run_rows, run_starts, run_ends, run_rows, 0
     # Runs sorted row-major; keys put every row in its own band of columns.
     band = width + 4
     start_keys = run_rows * band + run_starts
@@ -170,22 +194,18 @@ def label_components(mask: np.ndarray) -> Components:
                 break
             parent = jumped
     roots, run_labels = np.unique(parent, return_inverse=True)
-    total = len(roots)
-    # Paint runs: +label at each start, -label at each end, cumulative sum per row.
-    paint = np.zeros((height, width + 1), dtype=np.int32)
-    np.add.at(paint, (run_rows, run_starts), run_labels + 1)
-    np.add.at(paint, (run_rows, run_ends), -(run_labels + 1))
-    labels[:] = np.cumsum(paint, axis=1)[:, :width] - 1
-    area = np.bincount(run_labels, weights=run_ends - run_starts, minlength=total).astype(np.int64)
-    x0 = np.full(total, width)
-    np.minimum.at(x0, run_labels, run_starts)
-    x1 = np.zeros(total, dtype=np.int64)
-    np.maximum.at(x1, run_labels, run_ends)
-    y0 = np.full(total, height)
-    np.minimum.at(y0, run_labels, run_rows)
-    y1 = np.zeros(total, dtype=np.int64)
-    np.maximum.at(y1, run_labels, run_rows + 1)
-    return Components(labels, total, area, x0, x1, y0, y1)
+    return run_rows, run_starts, run_ends, run_labels, len(roots)
+
+
+def _stroke_width(mask: np.ndarray) -> float:
+    """Twice the ink area over its outline length: a stroke's width."""
+    interior = mask.copy()
+    interior[1:, :] &= mask[:-1, :]
+    interior[:-1, :] &= mask[1:, :]
+    interior[:, 1:] &= mask[:, :-1]
+    interior[:, :-1] &= mask[:, 1:]
+    outline = int(mask.sum() - interior.sum())
+    return 2.0 * float(mask.sum()) / max(outline, 1)
 
 
 @dataclass
@@ -216,18 +236,7 @@ class _Drawing:
         components = label_components(ink >= BBOX_THRESHOLD)
         self.labels, self.count, self.area = components.labels, components.count, components.area
         self.x0, self.x1, self.y0, self.y1 = components.x0, components.x1, components.y0, components.y1
-        self.stroke_width = self._stroke_width()
-
-    def _stroke_width(self) -> float:
-        """Twice the ink area over its outline length: a stroke's width."""
-        mask = self.labels >= 0
-        interior = mask.copy()
-        interior[1:, :] &= mask[:-1, :]
-        interior[:-1, :] &= mask[1:, :]
-        interior[:, 1:] &= mask[:, :-1]
-        interior[:, :-1] &= mask[:, 1:]
-        outline = int(mask.sum() - interior.sum())
-        return 2.0 * float(mask.sum()) / max(outline, 1)
+        self.stroke_width = _stroke_width(self.labels >= 0)
 
     def piece(self, ids, x0=None, x1=None) -> _Piece:
         ids = tuple(sorted(int(i) for i in ids))
@@ -470,6 +479,10 @@ def split_into_parts(ink: np.ndarray, scale: float = 1.0, origin: tuple[float, f
     # Work on the inked rectangle only (a wide canvas is mostly empty).
     ink, top, left = inked_region(np.asarray(ink, dtype=np.float32))
     origin = (origin[0] + left * scale, origin[1] + top * scale)
+    if _one_digit_sized_stroke(ink):
+        # What the steps below come to for it, without labelling its pixels:
+        # one part, the whole drawing, normalised as a single digit.
+        return _as_parts([_Piece((0,), 0, ink.shape[1], 0, ink.shape[0])], [normalize_ink(ink)], origin, scale)
     drawing = _Drawing(ink)
     # Specks: compression noise or a brush barely touched down, far below a dab.
     kept = np.flatnonzero(drawing.area >= SPECK_AREA * drawing.stroke_width ** 2)
@@ -485,6 +498,24 @@ def split_into_parts(ink: np.ndarray, scale: float = 1.0, origin: tuple[float, f
         images = [normalize_ink(ink)]
     else:
         images = [drawing.image(p) for p in pieces]
+    return _as_parts(pieces, images, origin, scale)
+
+
+def _one_digit_sized_stroke(ink: np.ndarray) -> bool:
+    """Whether the (cropped) ink is one 8-connected stroke no wider than a
+    digit: one component (so no specks, one group, nothing to merge), and an
+    aspect `_split` never cuts. Most single digits are; this is the common case."""
+    mask = ink >= BBOX_THRESHOLD
+    if _run_components(mask)[-1] != 1:
+        return False
+    stroke_width = _stroke_width(mask)
+    whole = _Piece((0,), 0, ink.shape[1], 0, ink.shape[0])
+    return (_aspect(whole, stroke_width, whole.height) < MAY_SPLIT_ASPECT
+            or whole.height < 2 * stroke_width)
+
+
+def _as_parts(pieces: list[_Piece], images, origin: tuple[float, float], scale: float) -> list[Part]:
+    """Pieces of the ink map and their 28x28s -> Parts, boxes in the drawing's pixels."""
     ox, oy = origin
     parts = []
     for piece, image in zip(pieces, images, strict=False):

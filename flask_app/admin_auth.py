@@ -42,6 +42,7 @@ import limits.strategies
 from flask import Flask, current_app, jsonify, request, session
 
 from .admin_sessions import AdminSessions
+from .rate_limit_storage import storage_uri
 from .security import parse_rate_limit
 
 ADMIN_SESSION_MAX_AGE = 8 * 3600  # seconds a review login lasts
@@ -83,7 +84,7 @@ def init_app(app: Flask) -> AdminAuth:
             len(token), MIN_ADMIN_TOKEN_LENGTH)
         token = None
     rate = parse_rate_limit(app.config.get("ADMIN_AUTH_FAILURE_LIMIT"), "ADMIN_AUTH_FAILURE_LIMIT")
-    storage = limits.storage.storage_from_string(app.config.get("RATELIMIT_STORAGE_URI") or "memory://")
+    storage = limits.storage.storage_from_string(storage_uri(app.config.get("RATELIMIT_STORAGE_URI")))
     sessions_dir = app.config.get("ADMIN_SESSIONS_DIR") or os.path.join(app.config["LABELS_DIR"],
                                                                         ".admin-sessions")
     state = AdminAuth(

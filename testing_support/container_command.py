@@ -264,8 +264,11 @@ def _copy_file(source: Path, target: Path) -> None:
     shutil.copy2(source, target)
 
 
-def loopback_command(cmd: str, workers: int | None = None, threads: int | None = None) -> str:
-    """The CMD with its bind on loopback, and optionally other worker/thread counts."""
+def loopback_command(cmd: str, workers: int | None = None, threads: int | None = None,
+                     worker_class: str | None = None) -> str:
+    """The CMD with its bind on loopback, and optionally other worker/thread
+    counts or another worker class (on the command line, which overrides the
+    config file's)."""
     if CLOUD_RUN_BIND not in cmd:
         raise ValueError(f"the CMD must bind all interfaces on $PORT ({CLOUD_RUN_BIND!r}): {cmd}")
     cmd = cmd.replace(CLOUD_RUN_BIND, LOOPBACK_BIND)
@@ -275,6 +278,9 @@ def loopback_command(cmd: str, workers: int | None = None, threads: int | None =
     if threads is not None:
         cmd, count = re.subn(r"--threads \d+", f"--threads {threads}", cmd)
         assert count == 1, "the CMD names --threads once"
+    if worker_class is not None:
+        cmd, count = re.subn(r"--config (\S+)", rf"--config \1 --worker-class {worker_class}", cmd)
+        assert count == 1, "the CMD names --config once"
     return cmd
 
 
@@ -346,11 +352,12 @@ class RunningContainer:
 @contextlib.contextmanager
 def run_container_command(workdir: Path, log_path: Path, *, spec: DockerfileSpec | None = None,
                           workers: int | None = None, threads: int | None = None,
-                          requirements_file: str | Path | None = None, venv: Path | None = None,
-                          **env_overrides: str):
+                          worker_class: str | None = None, requirements_file: str | Path | None = None,
+                          venv: Path | None = None, **env_overrides: str):
     """Start the Dockerfile's CMD with /bin/sh from `workdir`, only the image's
     packages importable; stop it with SIGTERM on exit.
 
+    `workers`, `threads`, `worker_class`: instead of the CMD's (loopback_command).
     `requirements_file`: make importable what that file installs instead of
     what the image installs (requirements.txt: the Keras-served baseline).
     `venv`: run another virtual environment's gunicorn, as it is (no guard).
@@ -361,7 +368,7 @@ def run_container_command(workdir: Path, log_path: Path, *, spec: DockerfileSpec
     """
     spec = spec or parse_dockerfile()
     port = free_port()
-    command = loopback_command(spec.cmd, workers, threads)
+    command = loopback_command(spec.cmd, workers, threads, worker_class)
     log_path = Path(log_path)
     stderr_path = log_path.with_name(log_path.name + ".stderr")
     guard = None if venv is not None else write_import_guard(log_path.parent / "import-guard", requirements_file)

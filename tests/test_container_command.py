@@ -237,3 +237,29 @@ def test_sigterm_stops_the_server_cleanly(served):
     assert "Handling signal: term" in messages
     assert messages[-1] == "Shutting down: Master"
 
+
+
+def test_gunicorn_builds_no_access_log_lines():
+    """The app writes the request line itself; gunicorn's logger must not
+    even build its own (the config's logging setup would otherwise turn it on)."""
+    import runpy
+    from types import SimpleNamespace
+
+    from gunicorn.glogging import Logger
+
+    settings = runpy.run_path(str(REPO_ROOT / "gunicorn.conf.py"))
+    cfg = SimpleNamespace(accesslog=None, logconfig=None, logconfig_dict=settings["logconfig_dict"],
+                          logconfig_json=None, syslog=False, disable_redirect_access_to_syslog=False)
+    stock, ours = object.__new__(Logger), object.__new__(settings["logger_class"])
+    stock.cfg = ours.cfg = cfg
+    assert stock.access_log_enabled  # what the setting is there for
+    assert not ours.access_log_enabled
+
+
+def test_the_benchmarks_change_only_what_they_ask_for_in_the_cmd(spec):
+    from testing_support.container_command import loopback_command
+
+    changed = loopback_command(spec.cmd, workers=3, threads=2, worker_class="gthread")
+    assert changed.startswith("exec gunicorn --config gunicorn.conf.py --worker-class gthread ")
+    assert "--bind 127.0.0.1:$PORT" in changed and "--workers 3" in changed and "--threads 2" in changed
+    assert loopback_command(spec.cmd) == spec.cmd.replace("--bind :$PORT", "--bind 127.0.0.1:$PORT")

@@ -262,6 +262,14 @@ def test_behind_a_trusted_proxy_each_client_has_its_own_budget(tmp_path, labelle
     assert submit("203.0.113.2") == 201
 
 
+def test_several_limits_in_one_setting_all_apply(tmp_path, labelled):
+    client = make_app(tmp_path, LABELS_RATE_LIMIT="3 per minute;2 per hour").test_client()
+    answers = [client.post("/labels", json=labelled) for _ in range(3)]
+    assert [answer.status_code for answer in answers] == [201, 201, 429]
+    assert "2 per 1 hour" in answers[2].get_json()["error"]  # the minute's limit is not reached
+    assert 60 < int(answers[2].headers["Retry-After"]) <= 3600
+
+
 def test_a_malformed_limit_fails_at_start_up(tmp_path):
     with pytest.raises(RuntimeError, match="LABELS_RATE_LIMIT"):
         make_app(tmp_path, LABELS_RATE_LIMIT="sixty a minute")

@@ -249,3 +249,25 @@ def test_components_match_a_flood_fill(seed):
         r0, c0, r1, c1 = rows[inside], cols[inside], rr[inside], cc[inside]
         touching = mask[r1, c1]
         assert (labels[r0[touching], c0[touching]] == labels[r1[touching], c1[touching]]).all()
+
+
+def test_the_one_stroke_shortcut_gives_what_the_full_steps_give(held_out, score, monkeypatch):
+    """split_into_parts skips labelling for a single narrow stroke (the common
+    one-digit drawing); its parts must be exactly the full path's, and the
+    shortcut must be taken for most single digits and never for numbers."""
+    from digit_recognition import segmentation
+
+    drawings = [drawing_of([d], seed=i) for i, d in enumerate(held_out[:60])]
+    drawings += [drawing_of([pick(held_out, a, nth=i), pick(held_out, b, nth=i)], seed=i)
+                 for i, (a, b) in enumerate([(1, 7), (4, 2), (0, 0), (3, 8), (1, 1)])]
+    inks = [ink_map(rgba(d.image)) for d in drawings]
+    taken = [segmentation._one_digit_sized_stroke(segmentation.inked_region(ink)[0]) for ink in inks]
+    quick = [split_into_parts(ink, scale=2.0, origin=(5.0, 7.0), score=score) for ink in inks]
+    monkeypatch.setattr(segmentation, "_one_digit_sized_stroke", lambda ink: False)
+    full = [split_into_parts(ink, scale=2.0, origin=(5.0, 7.0), score=score) for ink in inks]
+    for a, b in zip(quick, full, strict=True):
+        assert [p.box for p in a] == [p.box for p in b]
+        for pa, pb in zip(a, b, strict=True):
+            np.testing.assert_array_equal(pa.image, pb.image)
+    assert sum(taken[:60]) >= 40  # most single digits take the shortcut
+    assert not any(taken[60:])  # two digits never do
