@@ -83,6 +83,10 @@ ASK_MERGE_GAP = 0.06
 # read well ("16") are not one digit because the model also reads the squeezed
 # pair as a 6.
 MERGE_GAIN = 2.0
+# ... unless they overlap side by side by this share of the narrower one's
+# width: digits of a number sit side by side, a digit's strokes overlap (a 4
+# drawn as an "L" and a stem through its corner, whose "L" reads as a 1).
+STROKES_OVERLAP = 0.25
 MAX_CUT_DEPTH = 6
 MAX_CANDIDATE_CUTS = 6
 GRID_CUTS = 7
@@ -312,7 +316,10 @@ def _merge_close(drawing: _Drawing, groups: list[_Piece], line_height: float,
         pairs = scores[:, 1] * scores[:, 2]
         tall = np.array([min(groups[index].height, groups[index + 1].height) >= CUT_SIDE_HEIGHT * joined.height
                          for index, joined in candidates])
-        required = np.where(tall & (pairs >= SPLIT_MIN_SCORE), MERGE_GAIN, 1.0)
+        overlapping = np.array([groups[index].x1 - groups[index + 1].x0
+                                >= STROKES_OVERLAP * min(groups[index].width, groups[index + 1].width)
+                                for index, _ in candidates])
+        required = np.where(tall & (pairs >= SPLIT_MIN_SCORE) & ~overlapping, MERGE_GAIN, 1.0)
         gains = scores[:, 0] / np.maximum(pairs * required, 1e-12)
         best = int(np.argmax(gains))
         if gains[best] <= 1.0:
