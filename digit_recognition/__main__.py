@@ -163,7 +163,6 @@ def run_train(args) -> int:
 def run_average(args) -> int:
     from .datasets import MNIST_PATH_ENV, PEN_DIGITS_PATH_ENV
     from .non_digits import PEN_CHARS_PATH_ENV
-    from .training import TrainingConfig, train_average
 
     if len(args.members) < 2:
         raise InputMissing("an average needs at least two models")
@@ -172,6 +171,8 @@ def run_average(args) -> int:
     require_file(args.mnist_path or os.environ.get(MNIST_PATH_ENV), "MNIST file")
     require_file(args.pen_digits_path or os.environ.get(PEN_DIGITS_PATH_ENV), "pen digits file")
     require_file(args.pen_chars_path or os.environ.get(PEN_CHARS_PATH_ENV), "pen characters file")
+    from .training import TrainingConfig, train_average  # TensorFlow: only once the inputs are there
+
     chosen = {"synthetic_non_digits": args.synthetic_non_digits} if args.synthetic_non_digits is not None else {}
     config = TrainingConfig(mnist_path=args.mnist_path, pen_digits_path=args.pen_digits_path,
                             pen_chars_path=args.pen_chars_path, seed=args.seed, **chosen)
