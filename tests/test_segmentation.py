@@ -14,6 +14,7 @@ from testing_support.number_drawings import render_number
 from digit_recognition.preprocessing import ink_map, preprocess_rgba
 from digit_recognition.segmentation import digit_likeness, label_components, split_into_parts
 from flask_app.config import DEFAULT_MODEL_PATH
+from flask_app.recognizer import Recognizer
 from testing_support.drawings import pen_digits
 
 HELD_OUT = ("ced", "imp")
@@ -25,8 +26,10 @@ def classifier():
 
 
 @pytest.fixture(scope="module")
-def score(classifier):
-    return lambda images: digit_likeness(classifier.predict_probabilities(images))
+def score():
+    # The scorer the server hands segmentation: the model's probabilities
+    # calibrated by its temperature, as a request is read.
+    return Recognizer(DEFAULT_MODEL_PATH, 4_000_000).digit_likeness
 
 
 @pytest.fixture(scope="module")
