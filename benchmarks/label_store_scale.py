@@ -31,7 +31,6 @@ import io
 import json
 import os
 import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -49,11 +48,13 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from digit_recognition.label_import import import_folder  # noqa: E402
 from digit_recognition.label_store import LabelStore  # noqa: E402
-from testing_support.container_command import free_port  # noqa: E402
+from testing_support.container_command import (  # noqa: E402
+    child_pids, free_port, kill_process_group, stop_process_group,
+)
 from testing_support.drawings import data_url, digit_png  # noqa: E402
 from testing_support.postgres_server import find_postgres_bin, running_postgres  # noqa: E402
 
-TOKEN = "bench-token"
+TOKEN = "bench-admin-token-long-enough"  # the app refuses admin tokens under 16 characters
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
@@ -141,20 +142,13 @@ class Server:
         return {int(p) for p in re.findall(rb'"GET / 200".*?"pid": (\d+)', self.log_path.read_bytes())}
 
     def worker_pids(self) -> list[int]:
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
-        return [int(pid) for pid in children]
+        return child_pids(self.process.pid)
 
     def kill(self) -> None:
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=30)
+        kill_process_group(self.process)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_process_group(self.process)
 
 
 def get(port: int, path: str, headers=AUTH) -> tuple[int, bytes]:

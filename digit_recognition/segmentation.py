@@ -316,8 +316,7 @@ def _merge_close(drawing: _Drawing, groups: list[_Piece], line_height: float,
         pairs = scores[:, 1] * scores[:, 2]
         tall = np.array([min(groups[index].height, groups[index + 1].height) >= CUT_SIDE_HEIGHT * joined.height
                          for index, joined in candidates])
-        overlapping = np.array([groups[index].x1 - groups[index + 1].x0
-                                >= STROKES_OVERLAP * min(groups[index].width, groups[index + 1].width)
+        overlapping = np.array([_overlap(groups[index], groups[index + 1]) >= STROKES_OVERLAP
                                 for index, _ in candidates])
         required = np.where(tall & (pairs >= SPLIT_MIN_SCORE) & ~overlapping, MERGE_GAIN, 1.0)
         gains = scores[:, 0] / np.maximum(pairs * required, 1e-12)
@@ -328,6 +327,11 @@ def _merge_close(drawing: _Drawing, groups: list[_Piece], line_height: float,
         # The recognizer has just preferred it whole: it is not cut again.
         groups = groups[:index] + [replace(joined, joined=True)] + groups[index + 2:]
     return groups
+
+
+def _overlap(left: _Piece, right: _Piece) -> float:
+    """How far two pieces' columns overlap, as a share of the narrower one's width."""
+    return (min(left.x1, right.x1) - right.x0) / max(min(left.width, right.width), 1)
 
 
 def _aspect(piece: _Piece, stroke_width: float, line_height: float) -> float:
@@ -352,7 +356,7 @@ def _candidate_splits(drawing: _Drawing, piece: _Piece, line_height: float):
         left = _clipped(drawing, ids[:k], piece.x0, piece.x1)
         right = _clipped(drawing, ids[k:], piece.x0, piece.x1)
         if left and right and left.width >= min_side and right.width >= min_side \
-                and min(left.x1, right.x1) - right.x0 < MERGE_OVERLAP * min(left.width, right.width):
+                and _overlap(left, right) < MERGE_OVERLAP:
             candidates.append((left, right, 0))
     mask = drawing.mask(piece.ids, piece.x0, piece.x1)[1]
     profile = mask.sum(axis=0).astype(float)

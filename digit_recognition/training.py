@@ -24,7 +24,7 @@ from .calibration import answer_figures, choose_not_digit_threshold, fit_tempera
 from .conversion import convert_checked, write_tflite_beside
 from .evaluation import accuracy_of, predict_digits, predict_probabilities
 from .model import DigitClassifier, average_of, build_augmenter, build_model, compile_model, with_not_digit_output
-from .model_files import metadata_path_for, tflite_path_for  # noqa: F401  (metadata_path_for: re-exported)
+from .model_files import metadata_path_for, read_metadata, tflite_path_for  # noqa: F401  (metadata_path_for: re-exported)
 from .non_digits import (
     DIGIT_LOOKALIKES, NOT_A_DIGIT_CHARS, PEN_CHARS_PATH_ENV, SYNTHETIC_SHAPES, load_pen_chars,
     synthetic_non_digits,
@@ -135,7 +135,7 @@ def load_training_data(config: TrainingConfig, log=print) -> TrainingData:
     sources = [{"name": "mnist", "file": Path(mnist_path).name if mnist_path else "keras download",
                 "sha256": datasets.sha256_of(mnist_path) if mnist_path else None,
                 "samples": int(len(x_mnist))}]
-    if config.mnist_train_limit is not None:
+    if config.mnist_train_limit:
         x_mnist, y_mnist = x_mnist[:config.mnist_train_limit], y_mnist[:config.mnist_train_limit]
     if config.held_back_only:
         x_mnist, y_mnist = x_mnist[:0], y_mnist[:0]
@@ -350,16 +350,15 @@ def train_average(member_paths: list[str], config: TrainingConfig,
 
 
 def _version_of(model_path: str) -> str:
-    start = metadata_path_for(model_path)
-    return json.loads(start.read_text()).get("model_version") if start.exists() else Path(model_path).name
+    metadata = read_metadata(model_path)
+    return metadata.get("model_version") if metadata else Path(model_path).name
 
 
 def _member_record(model_path: str) -> dict:
     """What identifies a member of an average: its version and how it was trained."""
-    start = metadata_path_for(model_path)
-    if not start.exists():
+    metadata = read_metadata(model_path)
+    if not metadata:
         return {"model_version": Path(model_path).name}
-    metadata = json.loads(start.read_text())
     return {key: metadata.get(key) for key in ("model_version", "mnist_test_accuracy", "pen_holdout_accuracy",
                                                "training")}
 

@@ -384,6 +384,24 @@ def run_container_command(workdir: Path, log_path: Path, *, spec: DockerfileSpec
             running.stop()
 
 
+def kill_process_group(process: subprocess.Popen) -> None:
+    """SIGKILL a server started with start_new_session=True, workers and all at once
+    (as an OOM kill or a power cut would)."""
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+
+
+def stop_process_group(process: subprocess.Popen | None, timeout: float = 30.0) -> None:
+    """SIGTERM a server started with start_new_session=True and its workers; SIGKILL if it lingers."""
+    if process is None or process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_process_group(process)
+
+
 def child_pids(pid: int) -> list[int]:
     children = []
     for entry in Path("/proc").iterdir():

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -28,7 +27,7 @@ from PIL import Image
 
 from digit_recognition.label_store import LabelStore
 from flask_app import create_app
-from testing_support.container_command import free_port
+from testing_support.container_command import free_port, kill_process_group, stop_process_group
 from testing_support.drawings import data_url, digit_png
 from tests.app_config import base_test_config
 from tests.store_files import sample_files
@@ -178,16 +177,10 @@ class GunicornServer:
 
     def kill(self) -> None:
         """SIGKILL the master and its workers at once, as an OOM kill or power cut would."""
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=30)
+        kill_process_group(self.process)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_process_group(self.process)
 
 
 def _submit_until_killed(url: str, drawings: list, acknowledged: dict, stop: threading.Event,
