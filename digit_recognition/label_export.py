@@ -20,10 +20,14 @@ import hashlib
 import json
 import shutil
 import tempfile
-from typing import BinaryIO, Iterator
+from typing import TYPE_CHECKING, BinaryIO, Iterator
 
-from .label_store import EXPORT_FORMAT, LabelStore, utc_now_iso
+from .label_records import EXPORT_FORMAT, utc_now_iso
 from .zip_stream import CHUNK_BYTES, ZipStreamWriter
+
+if TYPE_CHECKING:  # the store is passed in: exporting never opens one itself
+    from .label_store import LabelStore
+
 
 def _sidecar(metadata: dict) -> bytes:
     return (json.dumps(metadata, indent=2, sort_keys=True) + "\n").encode("utf-8")

@@ -20,6 +20,9 @@ DEFAULT_FINETUNED_MODEL_PATH = ARTIFACTS_DIR / "best_model_fine_tuning.keras"
 # The label store's metadata database when LABELS_DATABASE_URL is not set: an
 # SQLite file inside LABELS_DIR (see digit_recognition.label_database).
 DEFAULT_DATABASE_NAME = "labels.sqlite3"
+# The kinds of LABELS_DATABASE_URL the label store works with (SQLite, and
+# PostgreSQL through psycopg 3, the driver the requirements install).
+DATABASE_URL_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg")
 
 
 def _env(name: str) -> str | None:
@@ -35,6 +38,18 @@ def labels_dir_from_environment() -> Path:
 def labels_database_url_from_environment() -> str | None:
     """$LABELS_DATABASE_URL, or None for the SQLite file inside LABELS_DIR."""
     return _env("LABELS_DATABASE_URL")
+
+
+def check_database_url(url: str) -> None:
+    """ValueError unless `url` looks like a database URL the label store can use.
+
+    The web app opens its store on first use (flask_app.label_store_opener),
+    so a mistyped URL is caught here, at start-up, not by the first label saved.
+    """
+    scheme, separator, rest = url.partition("://")
+    if not separator or not rest or scheme.lower() not in DATABASE_URL_SCHEMES:
+        raise ValueError(f"LABELS_DATABASE_URL must be sqlite:///<file> or postgresql://user:password@host/database, "
+                         f"got one starting {url[:12]!r}")
 
 
 def served_model_path() -> Path:

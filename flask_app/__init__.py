@@ -34,6 +34,13 @@ def create_app(test_config: dict | None = None) -> Flask:
         float(app.config["LOW_CONFIDENCE"]), app.config["NOT_DIGIT_THRESHOLD"],
         app.config["INFERENCE_BACKEND"])
 
+    from digit_recognition.paths import check_database_url
+
+    from .label_store_opener import LabelStoreOpener, open_label_store
+    if app.config["LABELS_DATABASE_URL"]:
+        check_database_url(app.config["LABELS_DATABASE_URL"])  # the store itself opens on first use
+    app.extensions["label_store"] = LabelStoreOpener(lambda: open_label_store(app.config, app.logger))
+
     from .logging_setup import configure_logging
     configure_logging(app)
 

@@ -9,11 +9,11 @@
     GET    /labels/export       every sample as a zip, streamed     (admin)
     HEAD   /labels/export       its headers only, nothing built     (admin)
 
-The store (digit_recognition.label_store) is built when this blueprint is
-registered; that opens no connection and reads nothing proportional to the
-store (the schema check is one query). Crash leftovers are swept by a
-background thread that each worker starts after its first request, so a
-sweep never delays start-up or a request. Ids from URLs are checked against
+The store (digit_recognition.label_store) is opened by the first request
+that needs it (create_app wires a LabelStoreOpener; label_store_opener says
+why); opening reads nothing proportional to the store (the schema check is
+one query). Crash leftovers are swept by a background thread that each worker
+starts after its first request, so a sweep never delays start-up or a request. Ids from URLs are checked against
 the uuid4-hex pattern before any disk access; no path is ever built from user
 input.
 """
@@ -23,15 +23,19 @@ import datetime as dt
 import errno
 import random
 import threading
+from typing import TYPE_CHECKING
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from digit_recognition.label_export import ExportStream
-from digit_recognition.label_store import (DuplicateSampleError, LabelStore, SampleRecord, StoreFullError,
-                                           is_valid_id)
+from digit_recognition.label_records import DuplicateSampleError, SampleRecord, StoreFullError, is_valid_id
 
 from .admin_auth import admin_required
+from .label_store_opener import LabelStoreOpener
 from .request_parsing import BadRequest, image_bytes, json_body
+
+if TYPE_CHECKING:
+    from digit_recognition.label_store import LabelStore
 
 bp = Blueprint("labels", __name__)
 
@@ -42,21 +46,11 @@ _TRUE, _FALSE = {"1", "true", "yes"}, {"0", "false", "no"}
 
 
 @bp.record_once
-def _create_store(state) -> None:
+def _schedule_sweeps(state) -> None:
     app = state.app
-    max_samples = app.config.get("LABELS_MAX_SAMPLES")
-    store = LabelStore(app.config["LABELS_DIR"], app.config.get("LABELS_DATABASE_URL"),
-                       max_pixels=int(app.config["MAX_IMAGE_PIXELS"]),
-                       max_samples=int(max_samples) if max_samples else None,
-                       sweep_grace_seconds=float(app.config["LABELS_SWEEP_GRACE_SECONDS"]))
-    app.extensions["label_store"] = store
-    try:
-        store.ensure_schema()  # one query when current; migrations run once, under a lock
-    except OSError as exc:  # e.g. a read-only volume or a database down: serve anyway, retried on use
-        app.logger.warning("label store: database not ready at start-up: %s", exc)
     interval = float(app.config.get("LABELS_SWEEP_INTERVAL_SECONDS") or 0)
     if interval > 0:
-        sweeper = BackgroundSweeper(store, interval, app.logger)
+        sweeper = BackgroundSweeper(app.extensions["label_store"], interval, app.logger)
         app.before_request(sweeper.start_once)
 
 
@@ -66,8 +60,8 @@ class BackgroundSweeper:
     built, and threads do not survive a fork), first run after a random delay
     of up to a minute so workers and instances do not all sweep at once."""
 
-    def __init__(self, store: LabelStore, interval: float, logger):
-        self.store, self.interval, self.logger = store, interval, logger
+    def __init__(self, opener: LabelStoreOpener, interval: float, logger):
+        self.opener, self.interval, self.logger = opener, interval, logger
         self._started = False
         self._lock = threading.Lock()
 
@@ -84,14 +78,14 @@ class BackgroundSweeper:
         while True:
             threading.Event().wait(delay)
             try:
-                self.store.sweep()
+                self.opener.open().sweep()
             except Exception:  # logged and retried next round: a sweep is never urgent
                 self.logger.exception("label store: background sweep failed")
             delay = self.interval
 
 
 def label_store() -> LabelStore:
-    return current_app.extensions["label_store"]
+    return current_app.extensions["label_store"].open()
 
 
 def parse_label(value: object) -> int:

@@ -40,7 +40,7 @@ def review_page():
     if not admin_auth.session_is_admin():
         return _render("login")
     label, disagreed, page = _page_filters()
-    store = current_app.extensions["label_store"]
+    store = current_app.extensions["label_store"].open()
     total, records = store.list(label=label, disagreed=disagreed or None,
                                 limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
     pages = max(1, math.ceil(total / PAGE_SIZE))

@@ -288,7 +288,7 @@ def sign_in_to_review(page, live_server):
 def test_nothing_overflows_sideways_at_320_px(open_page, live_server, pen_strokes, path):
     page = open_page("/", bs.PHONE_320)
     if path == "/review":
-        live_server.app.extensions["label_store"].save(_tiny_png(), 3, prediction=5, confidence=0.8,
+        live_server.app.extensions["label_store"].open().save(_tiny_png(), 3, prediction=5, confidence=0.8,
                                                        model_version="test")
         sign_in_to_review(page, live_server)  # the admin's header has the Review link too
     else:

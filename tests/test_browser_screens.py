@@ -150,7 +150,7 @@ def test_labelling_page_states(open_page, clear_digits, device_name, color_schem
 @pytest.mark.parametrize("device_name", ["desktop", "phone"])
 def test_review_page_states(open_page, live_server, device_name, color_scheme):
     from testing_support.drawings import digit_png
-    store = live_server.app.extensions["label_store"]
+    store = live_server.app.extensions["label_store"].open()
     for i, (label, prediction, confidence) in enumerate([(1, 1, 0.996), (4, 9, 0.62), (7, 1, 0.9), (0, 0, 0.97)]):
         store.save(digit_png(label, seed=i), label, prediction=prediction, confidence=confidence,
                    model_version="test")

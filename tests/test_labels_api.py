@@ -32,7 +32,7 @@ def labels_dir(app) -> Path:
 
 def stored(app) -> tuple[dict, list]:
     """What the store holds: its image files and every row (what a refused request must not change)."""
-    return image_files(labels_dir(app)), app.extensions["label_store"].list()[1]
+    return image_files(labels_dir(app)), app.extensions["label_store"].open().list()[1]
 
 
 def submit(client, label=3, image=None, **extra):
@@ -58,7 +58,7 @@ def test_submit_stores_the_drawing_and_answers_201(client, app):
     assert body["model_version"] == app.extensions["recognizer"].model_version
     assert response.headers["Location"] == f"/labels/{body['id']}"
     assert body["duplicate"] is False
-    record = app.extensions["label_store"].get(body["id"])
+    record = app.extensions["label_store"].open().get(body["id"])
     assert {k: getattr(record, k) for k in ("id", "label", "prediction", "confidence", "model_version")} == {
         k: body[k] for k in ("id", "label", "prediction", "confidence", "model_version")}
     png = record.png_path.read_bytes()
@@ -72,7 +72,7 @@ def test_the_same_drawing_sent_again_answers_the_stored_sample(client, app):
     again = submit(client, 3)
     assert again.status_code == 201 and again.get_json()["id"] == first["id"]
     assert again.get_json()["duplicate"] is True
-    assert app.extensions["label_store"].count() == 1
+    assert app.extensions["label_store"].open().count() == 1
     assert submit(client, 8).get_json()["id"] != first["id"]  # another label: another sample
 
 
@@ -91,7 +91,7 @@ def test_a_full_store_answers_507_with_the_reason(tmp_path):
 def test_integer_and_one_character_labels_are_accepted(client, app, label, stored_as):
     response = submit(client, label)
     assert response.status_code == 201 and response.get_json()["label"] == stored_as
-    assert app.extensions["label_store"].get(response.get_json()["id"]).label == stored_as
+    assert app.extensions["label_store"].open().get(response.get_json()["id"]).label == stored_as
 
 
 def test_bare_base64_is_accepted(client):
@@ -286,7 +286,7 @@ def test_admin_api_works_with_the_token(client, app):
 
     png = client.get(f"/labels/{first['id']}.png", headers=AUTH)
     assert png.status_code == 200 and png.mimetype == "image/png"
-    store = app.extensions["label_store"]
+    store = app.extensions["label_store"].open()
     assert png.data == store.get(first["id"]).png_path.read_bytes()
 
     relabelled = client.patch(f"/labels/{first['id']}", json={"label": "5"}, headers=AUTH)
@@ -363,7 +363,7 @@ def test_export_is_a_zip_of_the_whole_store(client, app):
         for sample in submitted:
             stem = f"{sample['label']}/{sample['id']}"
             png = archive.read(f"{stem}.png")
-            assert png == app.extensions["label_store"].get(sample["id"]).png_path.read_bytes()
+            assert png == app.extensions["label_store"].open().get(sample["id"]).png_path.read_bytes()
             assert json.loads(archive.read(f"{stem}.json"))["label"] == sample["label"]
             Image.open(io.BytesIO(png)).load()
 
@@ -371,7 +371,7 @@ def test_export_is_a_zip_of_the_whole_store(client, app):
 def test_head_export_answers_the_headers_without_building_the_zip(client, app, monkeypatch):
     submit(client, 3)
     built = []
-    monkeypatch.setattr(type(app.extensions["label_store"]), "iter_samples",
+    monkeypatch.setattr(type(app.extensions["label_store"].open()), "iter_samples",
                         lambda self, *a, **k: built.append(1) or iter(()))
     response = client.head("/labels/export", headers=AUTH)
     assert response.status_code == 200 and response.mimetype == "application/zip"
@@ -383,7 +383,7 @@ def test_head_export_answers_the_headers_without_building_the_zip(client, app, m
 def test_list_filters_by_date(client, app):
     first = submit(client, 1, data_url(digit_png(1, seed=1))).get_json()
     second = submit(client, 2, data_url(digit_png(2, seed=2))).get_json()
-    created = app.extensions["label_store"].get(second["id"]).created_at
+    created = app.extensions["label_store"].open().get(second["id"]).created_at
     since = client.get("/labels", query_string={"since": created}, headers=AUTH).get_json()
     until = client.get("/labels", query_string={"until": created}, headers=AUTH).get_json()
     assert [i["id"] for i in since["items"]] == [second["id"]] and since["total"] == 1
@@ -400,7 +400,7 @@ def test_relabel_onto_an_exact_copy_is_409(client, app):
     five, six = submit(client, 5, drawing).get_json(), submit(client, 6, drawing).get_json()
     response = client.patch(f"/labels/{six['id']}", json={"label": 5}, headers=AUTH)
     assert response.status_code == 409 and five["id"] in response.get_json()["error"]
-    assert app.extensions["label_store"].get(six["id"]).label == 6
+    assert app.extensions["label_store"].open().get(six["id"]).label == 6
 
 
 # -- the review page ---------------------------------------------------------------
@@ -445,7 +445,7 @@ def test_a_session_ends_when_the_admin_token_changes(tmp_path):
 
 
 def test_review_page_lists_filters_and_pages_samples(client, app):
-    store = app.extensions["label_store"]
+    store = app.extensions["label_store"].open()
     for i in range(50):  # straight into the store: the page is under test here, not POST /labels
         store.save(digit_png(i % 10, seed=i), i % 10, prediction=(i % 10) if i % 7 else (i + 1) % 10, confidence=0.5)
     client.post("/review/login", data={"token": TOKEN})

@@ -122,7 +122,7 @@ def test_twenty_clients_submitting_at_once_store_exactly_500_whole_samples(live_
     database_url = live_server.app.config["LABELS_DATABASE_URL"]
     stored = check_store(live_server.labels_dir, database_url)
     assert {i: m["label"] for i, m in stored.items()} == expected
-    store = live_server.app.extensions["label_store"]
+    store = live_server.app.extensions["label_store"].open()
     for digit in range(10):
         assert store.list(label=digit)[0] == 50
     files = sample_files(live_server.labels_dir)

@@ -20,7 +20,7 @@ TOKEN = "test-admin-token"  # base_test_config's
 @pytest.fixture
 def filled_store(live_server):
     """Six drawings: labels 1, 1, 4, 4, 7, 7; the model 'disagreed' with the 7s."""
-    store = live_server.app.extensions["label_store"]
+    store = live_server.app.extensions["label_store"].open()
     return [store.save(digit_png(label, seed=i), label, prediction=label if label != 7 else 1,
                        confidence=0.9, model_version="test")
             for i, label in enumerate((1, 1, 4, 4, 7, 7))]
@@ -31,7 +31,7 @@ def cards(page):
 
 
 def test_review_flow_in_a_browser(browser, live_server, filled_store, tmp_path):
-    store = live_server.app.extensions["label_store"]
+    store = live_server.app.extensions["label_store"].open()
     context = browser.new_context(accept_downloads=True)
     page = context.new_page()
     problems = PageProblems()
@@ -133,7 +133,7 @@ def test_review_flow_in_a_browser(browser, live_server, filled_store, tmp_path):
 
 def test_the_models_share_is_written_as_on_the_drawing_page(client, app):
     """">99%", never "100%" for a probability below 1; "<1%", never "0%" above 0."""
-    store = app.extensions["label_store"]
+    store = app.extensions["label_store"].open()
     store.save(digit_png(3, seed=1), 3, prediction=3, confidence=0.996, model_version="test")
     store.save(digit_png(5, seed=2), 5, prediction=6, confidence=0.004, model_version="test")
     client.post("/review/login", data={"token": TOKEN}, headers={"Sec-Fetch-Site": "same-origin"})

@@ -41,7 +41,7 @@ def make_app(tmp_path, **overrides):
 
 
 def stored_samples(app) -> int:
-    return sum(1 for _ in app.extensions["label_store"].iter_samples())
+    return sum(1 for _ in app.extensions["label_store"].open().iter_samples())
 
 
 @pytest.fixture
