@@ -97,12 +97,12 @@ def main() -> int:
         inks = [drawing_ink(png) for png in pngs]
         cropped = [segmentation.inked_region(d.ink)[0] for d in inks]
         shortcut = sum(segmentation._one_digit_sized_stroke(ink) for ink in cropped)
-        parts = [segmentation.split_into_parts(d.ink, score=recognizer.digit_likeness) for d in inks]
+        parts = [segmentation.split_into_parts(d.ink, score=recognizer.calibrated_probabilities) for d in inks]
         images = [np.stack([p.image for p in ps]) for ps in parts]
         readings = [recognizer.read_png(png) for png in pngs]
 
         def split(drawing):
-            return segmentation.split_into_parts(drawing.ink, score=recognizer.digit_likeness)
+            return segmentation.split_into_parts(drawing.ink, score=recognizer.calibrated_probabilities)
 
         def split_without_shortcut(drawing):
             original = segmentation._one_digit_sized_stroke

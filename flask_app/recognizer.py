@@ -19,7 +19,7 @@ from digit_recognition.inference import load_classifier
 from digit_recognition.model_files import read_metadata
 from digit_recognition.preprocessing import MNIST_SIZE, drawing_ink
 from digit_recognition.reading import DigitReading, DrawingReading, ReadingPolicy, apply_temperature, read_scores
-from digit_recognition.segmentation import digit_likeness, split_into_parts
+from digit_recognition.segmentation import split_into_parts
 
 
 def preview_data_url(digit_image: np.ndarray) -> str:
@@ -53,10 +53,10 @@ class Recognizer:
         probabilities = self.classifier.predict_probabilities(digit_images)
         return read_scores(probabilities, digit_images, self.policy, boxes)
 
-    def digit_likeness(self, digit_images: np.ndarray) -> np.ndarray:
-        """How much each (N, 28, 28) image reads as one clear digit: segmentation's cut scorer."""
+    def calibrated_probabilities(self, digit_images: np.ndarray) -> np.ndarray:
+        """(N, 28, 28) images -> the model's probabilities tempered by its calibration: segmentation's scorer."""
         probabilities = self.classifier.predict_probabilities(digit_images)
-        return digit_likeness(apply_temperature(probabilities, self.policy.temperature))
+        return apply_temperature(probabilities, self.policy.temperature)
 
     def read_png(self, png_bytes: bytes) -> DrawingReading:
         """PNG bytes -> DrawingReading. Raises DrawingError subclasses on bad input."""
@@ -64,7 +64,7 @@ class Recognizer:
         # Raises EmptyDrawingError (422) for a blank drawing.
         row, col = drawing.origin
         parts = split_into_parts(drawing.ink, scale=drawing.scale, origin=(col * drawing.scale, row * drawing.scale),
-                                 score=self.digit_likeness)
+                                 score=self.calibrated_probabilities)
         images = np.stack([part.image for part in parts])
         return DrawingReading(self.read_digit_images(images, [part.box for part in parts]))
 
