@@ -19,6 +19,7 @@ already current it is one small query.
 from __future__ import annotations
 
 import os
+import threading
 import weakref
 from pathlib import Path
 
@@ -141,6 +142,14 @@ def current_revision(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
+# Alembic runs a migration through module-level proxies (alembic.context, alembic.op)
+# that one upgrade at a time may own per process: two stores migrating at once in
+# one process (the web app opens its store on first use, from whichever thread
+# gets there; tests run several apps) would run one's migration on the other's
+# connection. Between processes the database's own locks decide (below).
+_MIGRATING = threading.Lock()
+
+
 def migrate(engine: Engine) -> bool:
     """Bring the database to the newest revision; True if anything ran."""
     from alembic import command
@@ -149,7 +158,7 @@ def migrate(engine: Engine) -> bool:
     with engine.connect() as connection:
         if current_revision(connection) == head:
             return False
-    with engine.connect() as connection:
+    with _MIGRATING, engine.connect() as connection:
         connection = connection.execution_options(**WRITE)
         with connection.begin():
             if engine.dialect.name == "postgresql":

@@ -28,6 +28,9 @@ _results: list[tuple[str, str, int, int | str, float, str]] = []
 def server(tmp_path_factory):
     app = create_app(base_test_config(tmp_path_factory.mktemp("battery")))
     assert app.config["LABELS_RATE_LIMIT"] == "off"
+    # Open the store (its database files appear) as a worker's first label would:
+    # each case checks what its own request adds to the labels folder.
+    app.extensions["label_store"].open()
     http_server, thread = start_live_server(app)
     try:
         yield f"http://127.0.0.1:{http_server.server_port}", Path(app.config["LABELS_DIR"])

@@ -472,3 +472,29 @@ def test_a_read_only_directory_raises_and_leaves_nothing(tmp_path):
             subprocess.run(["umount", "-l", str(root)], check=False)
         else:
             root.chmod(0o755)
+
+
+def test_stores_migrated_at_once_in_one_process_each_get_their_own_schema(tmp_path):
+    # The web app opens its store on first use, from whichever thread gets there,
+    # and a process may hold several stores (tests do): Alembic's module-level
+    # context allows one upgrade at a time per process.
+    stores = [LabelStore(tmp_path / f"store-{index}") for index in range(6)]
+    start = threading.Barrier(len(stores))
+    failures = []
+
+    def migrate(store):
+        start.wait()
+        try:
+            store.ensure_schema()
+        except Exception as exc:  # noqa: BLE001 - collected and reported below
+            failures.append(repr(exc))
+
+    threads = [threading.Thread(target=migrate, args=(store,)) for store in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not failures
+    for store in stores:
+        assert store.count() == 0 and store.list() == (0, [])
+        store.close()
