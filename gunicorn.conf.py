@@ -55,18 +55,25 @@ keepalive = 5
 
 
 def post_request(worker, req, environ, resp):
-    """Serve keep-alive connections in turn: yield to the worker's other greenlets.
+    """Serve keep-alive connections in turn: let the worker's other greenlets run.
 
     A greenlet gives up the worker only when it waits for I/O. A client that
     sends its next request at once (keep-alive, under load) finds it already
     read, so its greenlet serves it without yielding and the worker's other
     connections wait: with 8 clients, p50 3.5 ms but p99 103 ms, against 32 ms
-    for the threaded server as filed (benchmarks/latency.py). Runs in the worker,
-    after gevent's patching, so importing gevent here costs nothing.
+    for the threaded server as filed (benchmarks/latency.py). `idle()` waits
+    until the event loop has polled for I/O and run what was ready (a new
+    connection accepted, another client's request read); `sleep(0)` runs only
+    what is already scheduled, so a client that connects meanwhile would still
+    wait (tests/test_keepalive_fairness.py tells the two apart). Runs in the
+    worker, after gevent's patching. Other worker classes (a benchmark's
+    `--worker-class gthread`) are scheduled by the OS.
     """
-    from gevent import sleep
+    if type(worker).__module__ != "gunicorn.workers.ggevent":
+        return
+    from gevent import idle
 
-    sleep(0)
+    idle()
 
 
 # Cloud Run sends SIGTERM, then SIGKILL 10 s later: let in-flight requests

@@ -82,7 +82,7 @@ CLEAN_CUT_CROSSINGS = 1
 # changed none of 500 touching pairs. Also tried: keeping whole a stroke the
 # model calls not a digit (>= 0.9) and narrower than 1.3x its height; it saved
 # ~15 more letters but lost up to 6 touching pairs that were read right.)
-ONE = 1
+DIGIT_ONE = 1
 # Neighbouring parts closer than this share of the line height may be one digit
 # whose strokes barely overlap (a 4 drawn as an "L" and a stem beside it): the
 # recognizer is asked whether they read better as one digit or as two. (Digits
@@ -433,8 +433,8 @@ def _choose_cut(drawing: _Drawing, piece: _Piece, line_height: float, candidates
     tie = (readable & (sides_tall >= TIE_SIDE_HEIGHT) & (whole >= TIE_WHOLE_SCORE) & (pairs >= whole - TIE_MARGIN)
            & (crossings <= CLEAN_CUT_CROSSINGS) & (aspect >= TIE_ASPECT))
     allowed = better | tie
-    if len(piece.ids) == 1:  # one unbroken stroke: not two 1s (see ONE)
-        allowed &= ~((side_digits[0::2] == ONE) & (side_digits[1::2] == ONE))
+    if len(piece.ids) == 1:  # one unbroken stroke: not two 1s (see DIGIT_ONE)
+        allowed &= ~((side_digits[0::2] == DIGIT_ONE) & (side_digits[1::2] == DIGIT_ONE))
     if not allowed.any():
         return None
     return candidates[int(np.argmax(np.where(allowed, pairs, -1.0)))]
