@@ -16,6 +16,7 @@ from PIL import Image
 from tests.store_files import stored_samples
 from testing_support import browser as bs
 from testing_support.browser import by_testid
+from tests.app_config import ADMIN_TOKEN
 from tests.browser_fixtures import clear_digit
 
 
@@ -279,7 +280,7 @@ def test_everything_but_drawing_works_from_the_keyboard(open_page, pen_strokes):
 
 def sign_in_to_review(page, live_server):
     page.goto(live_server.url + "/review")
-    by_testid(page, "token").fill("test-admin-token")  # base_test_config's
+    by_testid(page, "token").fill(ADMIN_TOKEN)
     by_testid(page, "login").click()
     page.wait_for_selector('[data-testid="summary"]')
 

@@ -13,6 +13,7 @@ import pytest
 
 from testing_support import browser as bs
 from testing_support.browser import by_testid
+from tests.app_config import ADMIN_TOKEN
 from tests.browser_fixtures import clear_digit
 
 DEVICES = {"desktop": bs.DESKTOP, "phone": bs.PHONE}
@@ -157,7 +158,7 @@ def test_review_page_states(open_page, live_server, device_name, color_scheme):
     page = open_page("/review", DEVICES[device_name], color_scheme, reduced_motion="reduce")
     suffix = f"{device_name}-{color_scheme}"
     failures = capture(page, f"review-login-{suffix}")
-    by_testid(page, "token").fill("test-admin-token")
+    by_testid(page, "token").fill(ADMIN_TOKEN)
     by_testid(page, "login").click()
     page.wait_for_selector('[data-testid="summary"]')
     page.wait_for_function("""() => [...document.querySelectorAll('img.review-thumb')]

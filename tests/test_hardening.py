@@ -15,11 +15,11 @@ import socket
 import pytest
 
 from testing_support.bad_inputs import canvas_rgba_png, data_url
-from tests.app_config import base_test_config
+from tests.app_config import ADMIN_TOKEN, base_test_config
 from flask_app import create_app
 from flask_app.admin_auth import MIN_ADMIN_TOKEN_LENGTH
 
-TOKEN = "test-admin-token"  # base_test_config's
+TOKEN = ADMIN_TOKEN  # what base_test_config's apps accept
 
 
 def make_app(tmp_path, **overrides):

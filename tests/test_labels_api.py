@@ -18,11 +18,11 @@ import pytest
 from PIL import Image
 
 from flask_app import create_app
-from tests.app_config import base_test_config
+from tests.app_config import ADMIN_TOKEN, base_test_config
 from testing_support.drawings import data_url, digit_png
 from tests.store_files import image_files, sample_files, snapshot
 
-TOKEN = "test-admin-token"  # base_test_config's
+TOKEN = ADMIN_TOKEN  # what base_test_config's apps accept
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 

@@ -29,14 +29,14 @@ from digit_recognition.label_store import LabelStore
 from flask_app import create_app
 from testing_support.container_command import free_port, kill_process_group, stop_process_group
 from testing_support.drawings import data_url, digit_png
-from tests.app_config import base_test_config
+from tests.app_config import ADMIN_TOKEN, base_test_config
 from tests.store_files import sample_files
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 CLIENTS = 20
 PER_CLIENT = 25
-TOKEN = "test-admin-token"  # base_test_config's
+TOKEN = ADMIN_TOKEN  # what base_test_config's apps accept
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 

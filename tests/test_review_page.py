@@ -13,8 +13,9 @@ from playwright.sync_api import expect
 
 from testing_support.browser import PageProblems, by_testid
 from testing_support.drawings import digit_png
+from tests.app_config import ADMIN_TOKEN
 
-TOKEN = "test-admin-token"  # base_test_config's
+TOKEN = ADMIN_TOKEN  # what base_test_config's apps accept
 
 
 @pytest.fixture

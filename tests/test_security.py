@@ -11,12 +11,12 @@ import requests
 
 from testing_support.bad_inputs import canvas_rgba_png, data_url
 from testing_support.loopback_server import start_live_server
-from tests.app_config import base_test_config
+from tests.app_config import ADMIN_TOKEN, base_test_config
 from flask_app import config as app_config
 from flask_app import create_app
 from flask_app.security_headers import CONTENT_SECURITY_POLICY
 
-ADMIN = {"Authorization": "Bearer test-admin-token"}
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 EXPECTED_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
