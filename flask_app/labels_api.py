@@ -13,9 +13,10 @@ The store (digit_recognition.label_store) is opened by the first request
 that needs it (create_app wires a LabelStoreOpener; label_store_opener says
 why); opening reads nothing proportional to the store (the schema check is
 one query). Crash leftovers are swept by a background thread that each worker
-starts after its first request, so a sweep never delays start-up or a request. Ids from URLs are checked against
-the uuid4-hex pattern before any disk access; no path is ever built from user
-input.
+starts after its first request and that sweeps once the worker has opened the
+store (BackgroundSweeper says why), so a sweep never delays start-up or a
+request. Ids from URLs are checked against the uuid4-hex pattern before any
+disk access; no path is ever built from user input.
 """
 from __future__ import annotations
 
@@ -50,7 +51,8 @@ def _schedule_sweeps(state) -> None:
     app = state.app
     interval = float(app.config.get("LABELS_SWEEP_INTERVAL_SECONDS") or 0)
     if interval > 0:
-        sweeper = BackgroundSweeper(app.extensions["label_store"], interval, app.logger)
+        sweeper = app.extensions["label_sweeper"] = BackgroundSweeper(app.extensions["label_store"], interval,
+                                                                      app.logger)
         app.before_request(sweeper.start_once)
 
 
@@ -58,7 +60,14 @@ class BackgroundSweeper:
     """Sweeps crash leftovers off the request path: a daemon thread per worker,
     started by the worker's first request (gunicorn forks after the app is
     built, and threads do not survive a fork), first run after a random delay
-    of up to a minute so workers and instances do not all sweep at once."""
+    of up to a minute so workers and instances do not all sweep at once.
+
+    Only a worker that has opened its store sweeps: opening it just to sweep
+    would bring SQLAlchemy into every worker a minute after it starts (~0.3 s
+    of a gevent worker's time and ~20 MiB), which opening on first use spares
+    the workers that only predict. Leftovers come from saves, so the workers
+    that save (and any later one that does) sweep them; `labels sweep` runs on
+    demand."""
 
     def __init__(self, opener: LabelStoreOpener, interval: float, logger):
         self.opener, self.interval, self.logger = opener, interval, logger
@@ -78,10 +87,17 @@ class BackgroundSweeper:
         while True:
             threading.Event().wait(delay)
             try:
-                self.opener.open().sweep()
+                self.sweep_once()
             except Exception:  # logged and retried next round: a sweep is never urgent
                 self.logger.exception("label store: background sweep failed")
             delay = self.interval
+
+    def sweep_once(self) -> bool:
+        """Sweep if this worker's store is open (see the class docstring); whether it did."""
+        if not self.opener.is_open:
+            return False
+        self.opener.open().sweep()
+        return True
 
 
 def label_store() -> LabelStore:

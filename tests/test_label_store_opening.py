@@ -7,6 +7,7 @@ this test process has imported SQLAlchemy long ago.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -79,3 +80,17 @@ def test_a_mistyped_database_url_fails_at_start_not_at_the_first_label(tmp_path,
 def test_database_urls_the_store_supports_are_accepted_without_connecting(tmp_path, url):
     app = create_app(base_test_config(tmp_path, LABELS_DATABASE_URL=url.format(tmp=tmp_path)))
     assert not app.extensions["label_store"].is_open
+
+
+def test_a_worker_sweeps_only_once_it_has_opened_its_store(tmp_path):
+    app = create_app(base_test_config(tmp_path, LABELS_SWEEP_INTERVAL_SECONDS=3600))
+    opener, sweeper = app.extensions["label_store"], app.extensions["label_sweeper"]
+    # A leftover temp file of a crashed save, older than the grace period.
+    leftover = tmp_path / "labels" / "images" / "ab" / ".crashed.tmp"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"partial")
+    old = leftover.stat().st_mtime - 2 * app.config["LABELS_SWEEP_GRACE_SECONDS"]
+    os.utime(leftover, (old, old))
+    assert not sweeper.sweep_once() and not opener.is_open and leftover.exists()
+    opener.open()
+    assert sweeper.sweep_once() and not leftover.exists()
