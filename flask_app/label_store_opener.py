@@ -39,6 +39,13 @@ class LabelStoreOpener:
         return store
 
 
+def current_label_store() -> LabelStore:
+    """The current app's label store, opened if this is the first request to need it."""
+    from flask import current_app
+
+    return current_app.extensions["label_store"].open()
+
+
 def open_label_store(config: Mapping, logger) -> LabelStore:
     """The label store the app's configuration describes, its schema checked."""
     from digit_recognition.label_store import LabelStore

@@ -24,7 +24,6 @@ import datetime as dt
 import errno
 import random
 import threading
-from typing import TYPE_CHECKING
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
@@ -32,11 +31,8 @@ from digit_recognition.label_export import ExportStream
 from digit_recognition.label_records import DuplicateSampleError, SampleRecord, StoreFullError, is_valid_id
 
 from .admin_auth import admin_required
-from .label_store_opener import LabelStoreOpener
+from .label_store_opener import LabelStoreOpener, current_label_store
 from .request_parsing import BadRequest, image_bytes, json_body
-
-if TYPE_CHECKING:
-    from digit_recognition.label_store import LabelStore
 
 bp = Blueprint("labels", __name__)
 
@@ -98,10 +94,6 @@ class BackgroundSweeper:
             return False
         self.opener.open().sweep()
         return True
-
-
-def label_store() -> LabelStore:
-    return current_app.extensions["label_store"].open()
 
 
 def parse_label(value: object) -> int:
@@ -166,7 +158,7 @@ def submit_label():
     # The store keeps the model's best digit even when its verdict was "not a
     # digit": a person insisting on a label is exactly what teaches the model.
     try:
-        record = label_store().save(png, label, prediction=part.best_digit,
+        record = current_label_store().save(png, label, prediction=part.best_digit,
                                     confidence=part.probabilities[part.best_digit],
                                     model_version=recognizer.model_version, model_verdict=part.verdict)
     except StoreFullError as exc:
@@ -219,7 +211,7 @@ def list_labels():
         raise BadRequest("'disagreed' must be true or false")
     disagreed = None if disagreed == "" else disagreed in _TRUE
     since, until = _time_arg("since"), _time_arg("until")
-    total, records = label_store().list(label=label, disagreed=disagreed, since=since, until=until,
+    total, records = current_label_store().list(label=label, disagreed=disagreed, since=since, until=until,
                                         limit=limit, offset=offset)
     response = jsonify(total=total, limit=limit, offset=offset, items=[item(r) for r in records])
     response.headers["Cache-Control"] = "no-store"
@@ -233,7 +225,7 @@ def export_labels():
     # flat, and there is no length to announce (chunked transfer). A HEAD
     # gets the same headers and builds nothing.
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    body = [] if request.method == "HEAD" else ExportStream(label_store())
+    body = [] if request.method == "HEAD" else ExportStream(current_label_store())
     response = Response(body, mimetype="application/zip")
     response.headers["Content-Disposition"] = f"attachment; filename=labels-{stamp}.zip"
     response.headers["Cache-Control"] = "no-store"
@@ -245,7 +237,7 @@ def export_labels():
 def label_png(sample_id: str):
     if not is_valid_id(sample_id):
         return _not_found()
-    store = label_store()
+    store = current_label_store()
     record = store.get(sample_id)
     if record is None:
         return _not_found()
@@ -261,7 +253,7 @@ def label_png(sample_id: str):
 @bp.get("/labels/<sample_id>")
 @admin_required
 def get_label(sample_id: str):
-    record = label_store().get(sample_id) if is_valid_id(sample_id) else None
+    record = current_label_store().get(sample_id) if is_valid_id(sample_id) else None
     if record is None:
         return _not_found()
     response = jsonify(item(record))
@@ -279,7 +271,7 @@ def relabel(sample_id: str):
         raise BadRequest("missing field 'label': an integer from 0 to 9")
     label = parse_label(body["label"])
     try:
-        record = label_store().relabel(sample_id, label)
+        record = current_label_store().relabel(sample_id, label)
     except DuplicateSampleError as exc:
         return _json_error(str(exc), 409)
     except OSError as exc:
@@ -295,7 +287,7 @@ def delete_label(sample_id: str):
     if not is_valid_id(sample_id):
         return _not_found()
     try:
-        deleted = label_store().delete(sample_id)
+        deleted = current_label_store().delete(sample_id)
     except OSError as exc:
         return _storage_error(exc, "the sample was not deleted")
     if not deleted:

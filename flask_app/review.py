@@ -11,6 +11,7 @@ import math
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
 from . import admin_auth
+from .label_store_opener import current_label_store
 
 bp = Blueprint("review", __name__)
 
@@ -40,7 +41,7 @@ def review_page():
     if not admin_auth.session_is_admin():
         return _render("login")
     label, disagreed, page = _page_filters()
-    store = current_app.extensions["label_store"].open()
+    store = current_label_store()
     total, records = store.list(label=label, disagreed=disagreed or None,
                                 limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
     pages = max(1, math.ceil(total / PAGE_SIZE))
