@@ -10,7 +10,6 @@ shown in production cannot drift apart.
 """
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 
@@ -78,19 +77,14 @@ _HIGH_DEPTH_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 _SQRT3 = math.sqrt(3.0)
 
 
-@functools.lru_cache(maxsize=256)
-def _at_least(level: int) -> list[int]:
-    """Pillow's lookup table for "value >= level": 255 there, 0 elsewhere."""
-    return [255 if value >= level else 0 for value in range(256)]
-
-
-def _border_of(image: Image.Image) -> np.ndarray:
-    """_border_pixels of an RGBA image, read without copying the whole image."""
-    width, height = image.size
-    edges = [(0, 0, width, 1), (0, height - 1, width, height),
-             (0, 1, 1, height - 1), (width - 1, 1, width, height - 1)]
-    return np.concatenate([np.asarray(image.crop(edge)).reshape(-1, 4) for edge in edges
-                           if edge[3] > edge[1]])
+def _box_at_least(strength: np.ndarray, level: int) -> tuple[int, int, int, int] | None:
+    """(left, top, right, bottom) of the pixels of 8-bit `strength` >= level, or None."""
+    mask = strength >= level
+    rows = np.flatnonzero(mask.any(axis=1))
+    if len(rows) == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
 def ink_region(image: Image.Image) -> tuple[np.ndarray, tuple[int, int]]:
@@ -99,33 +93,44 @@ def ink_region(image: Image.Image) -> tuple[np.ndarray, tuple[int, int]]:
     The values are ink_map's (image_to_rgba then ink_map) over that box, and
     the box holds every pixel normalize_ink keeps (at least BBOX_THRESHOLD of
     the strongest ink), so normalize_ink gives the same 28x28 from either. The
-    difference is speed: the box is found in 8 bits with Pillow's C routines
-    (the alpha channel, or the largest channel difference from the background
-    colour), and only the box is turned into floats, not the whole canvas.
+    difference is speed: the box is found in 8 bits (the alpha channel, or the
+    largest channel difference from the background colour, which Pillow's C
+    routines compute), and only the box is turned into floats, not the whole canvas.
     """
     if image.mode in _HIGH_DEPTH_MODES:  # rare: 16-bit or float greyscale
         return ink_map(image_to_rgba(image)), (0, 0)
     rgba_image = image if image.mode == "RGBA" else image.convert("RGBA")
-    background = _background(_border_of(rgba_image))
+    alpha = np.asarray(rgba_image.getchannel("A"))  # (H, W) uint8
+    # _background's test, on the alpha channel alone: a mostly transparent
+    # border (the page's canvas) needs no colour at all.
+    if np.median(_border_pixels(alpha)) < 0.5 * 255:
+        background = None
+    else:
+        pixels = np.asarray(rgba_image)  # (H, W, 4) uint8
+        background = _background(_border_pixels(pixels))
     if background is None:
-        strength, slack = rgba_image.getchannel("A"), 1.0
+        strength, slack = alpha, 1.0
     else:
         flat = Image.new("RGBA", rgba_image.size, tuple(int(round(v * 255)) for v in background) + (255,))
-        opaque = rgba_image.getchannel("A").getextrema()[0] == 255
+        opaque = int(alpha.min()) == 255
         composited = rgba_image if opaque else Image.alpha_composite(flat, rgba_image)
         channels = ImageChops.difference(composited, flat).split()
-        strength = ImageChops.lighter(ImageChops.lighter(channels[0], channels[1]), channels[2])
+        strength = np.asarray(ImageChops.lighter(ImageChops.lighter(channels[0], channels[1]), channels[2]))
         slack = _SQRT3  # a colour distance is at most sqrt(3) x its largest channel difference
-    strongest = strength.getextrema()[1]
+    strongest = int(strength.max())
     # Every pixel normalize_ink keeps differs from the background by at least
     # this much in some channel; 3 levels allow for the 8-bit rounding of the
     # composite and of the background colour, so the box can only be larger.
     level = max(int(strongest * BBOX_THRESHOLD / slack) - 3, 1)
-    box = strength.point(_at_least(level)).getbbox()
+    box = _box_at_least(strength, level)
     if box is None:  # not one pixel differs from the background
         return np.zeros((1, 1), np.float32), (0, 0)
-    crop = np.asarray(rgba_image.crop(box), dtype=np.float32) / 255.0
-    return _ink_against(crop, background), box[:2]
+    left, top, right, bottom = box
+    if background is None:
+        # On a transparent canvas the ink is the alpha channel (_ink_against).
+        return strength[top:bottom, left:right].astype(np.float32) / np.float32(255.0), (left, top)
+    crop = pixels[top:bottom, left:right].astype(np.float32) / 255.0
+    return _ink_against(crop, background), (left, top)
 
 
 def _fit_into_box(ink: np.ndarray, box: int) -> np.ndarray:
@@ -148,13 +153,13 @@ def _place_by_centre_of_mass(digit: np.ndarray, size: int) -> np.ndarray:
     would let the same digit drawn half a pixel apart land a pixel apart.
     """
     height, width = digit.shape
-    total = float(digit.sum())
-    rows, cols = np.indices(digit.shape)
+    row_ink, col_ink = digit.sum(axis=1, dtype=np.float64), digit.sum(axis=0, dtype=np.float64)
+    total = float(row_ink.sum())
     centre = (size - 1) / 2.0
     # Where the digit's top-left goes; clamped so the whole digit (one pixel
     # wider after a fractional shift) stays in frame even when lopsided.
-    top = min(max(centre - float((rows * digit).sum() / total), 0.0), size - height - 1.0)
-    left = min(max(centre - float((cols * digit).sum() / total), 0.0), size - width - 1.0)
+    top = min(max(centre - float(np.arange(height) @ row_ink) / total, 0.0), size - height - 1.0)
+    left = min(max(centre - float(np.arange(width) @ col_ink) / total, 0.0), size - width - 1.0)
     whole_top, whole_left = int(np.floor(top)), int(np.floor(left))
     frac_y, frac_x = top - whole_top, left - whole_left
     shifted = np.zeros((height + 1, width + 1), dtype=np.float32)
@@ -187,6 +192,13 @@ def normalize_ink(ink: np.ndarray) -> np.ndarray:
     Raises EmptyDrawingError when nothing is drawn.
     """
     cropped, _, _ = inked_region(ink)
+    return frame_inked_region(cropped)
+
+
+def frame_inked_region(cropped: np.ndarray) -> np.ndarray:
+    """What normalize_ink does after inked_region: that region (its strongest
+    ink 1, cropped to its ink) -> the 28x28. For a caller that already has it
+    (normalize_ink of it would find the same region again)."""
     digit = _fit_into_box(cropped, DIGIT_BOX)
     digit = np.clip(digit, 0.0, None)
     # Shrinking a thin stroke spreads it into faint grey; MNIST strokes have a
