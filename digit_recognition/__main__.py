@@ -75,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     train_cmd.add_argument("--renders-per-pen-digit", type=int, help="default: TrainingConfig's")
     train_cmd.add_argument("--renders-per-pen-char", type=int, help="default: TrainingConfig's")
     train_cmd.add_argument("--synthetic-non-digits", type=int, help="default: TrainingConfig's")
+    train_cmd.add_argument("--warp", type=float, help="augmentation: smooth random bend, pixels s.d. "
+                                                     "(default: TrainingConfig's, off)")
+    train_cmd.add_argument("--shear", type=float, help="augmentation: random slant, x shift per row "
+                                                      "(default: TrainingConfig's, off)")
     train_cmd.add_argument("--mnist-train-limit", type=int)
     train_cmd.add_argument("--pen-digit-limit", type=int)
     train_cmd.add_argument("--seed", type=int, default=0)
@@ -150,7 +154,7 @@ def run_train(args) -> int:
     require_file(args.pen_chars_path or os.environ.get(PEN_CHARS_PATH_ENV), "pen characters file")
     require_file(args.init_from, "model file")
     chosen = {name: getattr(args, name) for name in ("epochs", "learning_rate", "renders_per_pen_digit",
-                                                     "renders_per_pen_char", "synthetic_non_digits")
+                                                     "renders_per_pen_char", "synthetic_non_digits", "warp", "shear")
               if getattr(args, name) is not None}
     config = TrainingConfig(mnist_path=args.mnist_path, pen_digits_path=args.pen_digits_path,
                             pen_chars_path=args.pen_chars_path, init_model_path=args.init_from,

@@ -67,6 +67,10 @@ class TrainingConfig:
     pen_digit_limit: int | None = None
     pen_char_limit: int | None = None
     validation_fraction: float = 0.04
+    # Augmentation beyond rotation, zoom and shift (model.RandomBend): a smooth random bend
+    # (pixels, s.d.) and a slant (x shift per row). Measured, and off: see the README.
+    warp: float = 0.0
+    shear: float = 0.0
     init_model_path: str | None = None  # continue from this model's weights (a 10-class one gains the 11th)
     render_processes: int = 2
     # Render only what is held back (calibration and measuring writers) and
@@ -213,12 +217,13 @@ def load_training_data(config: TrainingConfig, log=print) -> TrainingData:
                         x_cal if len(x_cal) else None, y_cal if len(y_cal) else None, sources)
 
 
-def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, augment: bool):
+def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, augment: bool,
+                 warp: float = 0.0, shear: float = 0.0):
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices((x[..., None].astype(np.float32), y))
     if augment:
-        augmenter = build_augmenter(seed)
+        augmenter = build_augmenter(seed, warp=warp, shear=shear)
         ds = ds.shuffle(min(len(x), 20_000), seed=seed, reshuffle_each_iteration=True)
         ds = ds.batch(batch_size).map(lambda images, labels: (augmenter(images, training=True), labels),
                                       num_parallel_calls=tf.data.AUTOTUNE)
@@ -228,7 +233,7 @@ def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, augme
 
 
 def fit(model, data_x, data_y, val_x, val_y, *, epochs: int, batch_size: int,
-        learning_rate: float, seed: int, verbose: int = 2):
+        learning_rate: float, seed: int, verbose: int = 2, warp: float = 0.0, shear: float = 0.0):
     """Fit with augmentation and a cosine-decayed learning rate; returns the History."""
     import keras
 
@@ -236,7 +241,7 @@ def fit(model, data_x, data_y, val_x, val_y, *, epochs: int, batch_size: int,
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps, alpha=0.02)
     compile_model(model, schedule)
     validation = make_dataset(val_x, val_y, 512, seed, augment=False) if len(val_x) else None
-    return model.fit(make_dataset(data_x, data_y, batch_size, seed, augment=True),
+    return model.fit(make_dataset(data_x, data_y, batch_size, seed, augment=True, warp=warp, shear=shear),
                      validation_data=validation, epochs=epochs, verbose=verbose)
 
 
@@ -323,7 +328,7 @@ def train(config: TrainingConfig, output_path: str | os.PathLike | None = None, 
         model = build_model(config.seed)
     history = fit(model, data.x_train, data.y_train, data.x_val, data.y_val,
                   epochs=config.epochs, batch_size=config.batch_size,
-                  learning_rate=config.learning_rate, seed=config.seed)
+                  learning_rate=config.learning_rate, seed=config.seed, warp=config.warp, shear=config.shear)
     training = {**dataclasses.asdict(config), "train_samples": int(len(data.x_train))}
     if config.init_model_path:
         training["init_model_version"] = _version_of(config.init_model_path)

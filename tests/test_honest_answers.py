@@ -75,11 +75,17 @@ def test_letters_of_unseen_writers_are_mostly_not_digits(client, pen_chars_path)
 
 @pytest.mark.parametrize("label", range(10))
 def test_each_digit_of_unseen_writers_is_read(client, pen_digits_path, label):
+    """Ten samples of each digit by writers the model never saw: at least nine
+    read right, and the app never sure of a wrong digit (an ambiguous one may
+    come back unsure, with the right digit as the runner-up)."""
     groups = held_out_groups()
     # At most two strokes: a few pen samples are two symbols (a "7" then "="), which
     # the app rightly reads as two parts.
     digits = [d for d in load_pen_digits(pen_digits_path)
-              if d.writer_group in groups and d.label == label and len(d.strokes) <= 2][:3]
-    for digit in digits:
-        answer = ask(client, digit.strokes)
-        assert answer["verdict"] in ("digit", "unsure") and answer["digit"] == label, answer["verdict"]
+              if d.writer_group in groups and d.label == label and len(d.strokes) <= 2][:10]
+    assert len(digits) == 10, f"only {len(digits)} held-out {label}s in {pen_digits_path}"
+    answers = [ask(client, digit.strokes) for digit in digits]
+    missed = [(answer["verdict"], answer["digit"], answer["runner_up"]) for answer in answers
+              if answer["digit"] != label]
+    assert len(missed) <= 1, missed
+    assert all(verdict == "unsure" and runner_up == label for verdict, _, runner_up in missed), missed
