@@ -124,7 +124,7 @@ def main() -> int:
               f"min of {args.rounds} rounds x {args.calls} (load average {os.getloadavg()[0]:.1f})")
         rows = [
             ("PNG decode (open_image)", measure(open_image, pngs), None),
-            ("ink region (8-bit, Pillow)", measure(ink_region, decoded), None),
+            ("ink region (8-bit)", measure(ink_region, decoded), None),
             ("segmentation (split_into_parts)", measure(split, inks),
              ("without the one-stroke shortcut", measure(split_without_shortcut, inks))),
             ("model (LiteRT) + reading", measure(recognizer.read_digit_images, images), None),
