@@ -9,7 +9,9 @@ ten-class model, read from git history):
 - digits: accuracy (the answer's `digit` equals the label). Each digit is drawn
   three times: as on the page (15-85% of the canvas, any size the issue names,
   with the page's brush: 5% of the canvas height, 3.5-6.5% for other screens),
-  which gives the overall, per-digit and per-group figures; small (15-25% of the
+  which gives the overall, per-digit and per-group figures (and the overall one
+  less the drawings listed as wrongly labelled, datasets.WRONGLY_LABELLED_PEN_DIGITS,
+  which stay in every other figure); small (15-25% of the
   canvas, the same brush), reported on its own; and with thick pens (30-85%,
   brush 3.5-9%), wider than the page draws, reported on its own;
 - non-digits: the share answered `not_a_digit`; and digits answered `not_a_digit`;
@@ -41,7 +43,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from testing_support.loopback_server import serve_app  # noqa: E402
 from digit_recognition.calibration import expected_calibration_error  # noqa: E402
-from digit_recognition.datasets import load_mnist, load_pen_digits  # noqa: E402
+from digit_recognition.datasets import is_wrongly_labelled, load_mnist, load_pen_digits  # noqa: E402
 from digit_recognition.non_digits import load_pen_chars, synthetic_non_digits  # noqa: E402
 from digit_recognition.strokes import STYLES, CanvasParams, random_canvas_params, render_strokes, to_png_bytes  # noqa: E402
 from flask_app.config import DEFAULT_MODEL_PATH  # noqa: E402
@@ -70,7 +72,8 @@ def baseline_model_file(rev: str, scratch: Path) -> Path:
 
 
 def drawings(args, holdout_groups, rng):
-    """[(kind, label, group, condition, png)]: kind 'digit' | 'char' | 'shape'; label 10 = not a digit."""
+    """[(kind, label, group, condition, listed_wrong, png)]: kind 'digit' | 'char' | 'shape'; label 10 =
+    not a digit; listed_wrong: a pen digit listed in datasets.WRONGLY_LABELLED_PEN_DIGITS."""
     out = []
     styles = list(STYLES)
     digits = [d for d in load_pen_digits(args.pen_digits_path) if d.writer_group in holdout_groups]
@@ -81,12 +84,13 @@ def drawings(args, holdout_groups, rng):
     for i, digit in enumerate(digits):
         for condition, ranges in CONDITIONS.items():
             params = random_canvas_params(rng, style=styles[i % 4], **ranges)
-            out.append(("digit", digit.label, digit.writer_group, condition,
+            out.append(("digit", digit.label, digit.writer_group, condition, is_wrongly_labelled(digit),
                         to_png_bytes(render_strokes(digit.strokes, params))))
     for i, char in enumerate(chars):
         params = random_canvas_params(rng, style=styles[i % 4], digit_height_frac=(0.15, 0.85),
                                       stroke_width_frac=(0.035, 0.09))
-        out.append(("char", 10, char.writer_group, char.char, to_png_bytes(render_strokes(char.strokes, params))))
+        out.append(("char", 10, char.writer_group, char.char, False,
+                    to_png_bytes(render_strokes(char.strokes, params))))
     shape_rng = np.random.default_rng(SYNTHETIC_SEED)
     for i, (shape, strokes) in enumerate(synthetic_non_digits(shape_rng, args.shapes)):
         params = random_canvas_params(rng, style=styles[i % 4], digit_height_frac=(0.15, 0.85),
@@ -94,7 +98,7 @@ def drawings(args, holdout_groups, rng):
         if shape in ("dot", "dash"):  # as small as a click or a dash really is
             params = CanvasParams(params.canvas_px, float(rng.uniform(0.05, 0.3)), params.offset_x_frac,
                                   params.offset_y_frac, params.stroke_width_frac, params.style, keep_box_scale=True)
-        out.append(("shape", 10, "synthetic", shape, to_png_bytes(render_strokes(strokes, params))))
+        out.append(("shape", 10, "synthetic", shape, False, to_png_bytes(render_strokes(strokes, params))))
     return out
 
 
@@ -111,7 +115,7 @@ def ask(url: str, items, session) -> list[dict]:
 def figures(items, answers) -> dict:
     rows = defaultdict(lambda: [0, 0])  # key -> [n, hits]
     confidences, correct = [], []
-    for (kind, label, group, condition, _), answer in zip(items, answers, strict=True):
+    for (kind, label, group, condition, listed_wrong, _), answer in zip(items, answers, strict=True):
         called_not_digit = answer["verdict"] == "not_a_digit"
         if kind == "digit":
             hit = answer["digit"] == label
@@ -119,7 +123,8 @@ def figures(items, answers) -> dict:
             rows[f"digits {condition}"][1] += hit
             if condition != "page":  # the overall figures are the page's
                 continue
-            for key in ("digits", f"digit {label}", f"group {group}"):
+            keys = ("digits", f"digit {label}", f"group {group}")
+            for key in keys if listed_wrong else (*keys, "digits labelled right"):
                 rows[key][0] += 1
                 rows[key][1] += hit
             rows["digits called not_a_digit"][0] += 1
@@ -203,15 +208,17 @@ def main() -> int:
             urls = {"served": served_url, "baseline": baseline_url}
             for name, url in urls.items():
                 results[name] = figures(items, ask(url, items, requests.Session()))
-            digit_pngs = [i[4] for i in items if i[0] == "digit"][:20]
+            digit_pngs = [i[-1] for i in items if i[0] == "digit"][:20]
             timing = latency(urls, digit_pngs, args.latency_rounds)
         print(f"({time.perf_counter() - started:.0f} s)\n")
         mnist = {name: mnist_figures(path, args.mnist_path) for name, path in models.items()}
 
-    keys = (["digits", "digits small", "digits thick pens"] + [f"digit {d}" for d in range(10)]
+    keys = (["digits", "digits labelled right", "digits small", "digits thick pens"] + [f"digit {d}" for d in range(10)]
             + [f"group {g}" for g in sorted(unseen)]
             + ["digits called not_a_digit", "non-digits (pen characters)", "non-digits (synthetic shapes)"])
-    shown = {"digits": "digits, as on the page (15-85%)", "digits small": "  small (15-25%, page's brush)",
+    shown = {"digits": "digits, as on the page (15-85%)",
+             "digits labelled right": "  less the wrong labels listed",
+             "digits small": "  small (15-25%, page's brush)",
              "digits thick pens": "  thick pens (30-85%, brush <=9%)"}
     print(f"{'':<34}{'n':>6}{'served':>10}{'baseline':>10}")
     for key in keys:

@@ -23,6 +23,10 @@ The baseline reads each connected blob of ink as a digit (no grouping of a
 digit's strokes, no cuts through touching digits), through the same
 preprocessing and model.
 
+Drawings whose label is not what was drawn (a "7 =" labelled 7, a "%" labelled
+8; `datasets.WRONGLY_LABELLED_PEN_DIGITS`) are left out of the numbers unless
+--keep-wrong-labels: a number containing one has no right reading.
+
     python benchmarks/number_reading.py [--numbers 400] [--latency-requests 150] [--seed 12]
     python benchmarks/number_reading.py --cpu-only     # just the in-process segmentation timing
 """
@@ -44,7 +48,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from testing_support.loopback_server import serve_app  # noqa: E402
-from digit_recognition.datasets import load_pen_digits  # noqa: E402
+from digit_recognition.datasets import WRONGLY_LABELLED_PEN_DIGITS, is_wrongly_labelled, load_pen_digits  # noqa: E402
 from digit_recognition.model import DigitClassifier  # noqa: E402
 from testing_support.number_drawings import CLEAR_GAPS, TOUCHING_GAPS, render_number  # noqa: E402
 from digit_recognition.preprocessing import BBOX_THRESHOLD, drawing_ink, normalize_ink  # noqa: E402
@@ -131,14 +135,24 @@ def main() -> int:
     parser.add_argument("--singles", type=int, help="at most this many single digits (default: all held out)")
     parser.add_argument("--latency-requests", type=int, default=150)
     parser.add_argument("--seed", type=int, default=12)
+    parser.add_argument("--keep-wrong-labels", action="store_true",
+                        help="compose numbers from the drawings listed as wrongly labelled too "
+                             "(datasets.WRONGLY_LABELLED_PEN_DIGITS: a '7 =', a '%%' labelled 8, ...)")
     parser.add_argument("--cpu-only", action="store_true", help="only the in-process segmentation timing")
     args = parser.parse_args()
 
     digits = [d for d in load_pen_digits(args.pen_digits_path) if d.writer_group in HELD_OUT_GROUPS]
+    wrong = [d for d in digits if is_wrongly_labelled(d)]
+    if not args.keep_wrong_labels:
+        digits = [d for d in digits if not is_wrongly_labelled(d)]
     singles = digits[:args.singles] if args.singles else digits
     classifier = DigitClassifier.load(args.model_path)
     rng = np.random.default_rng(args.seed)
     print(f"model: {args.model_path}; held-out writer groups {HELD_OUT_GROUPS}: {len(digits)} pen digits")
+    print(f"  listed as wrongly labelled: {len(wrong)} "
+          f"({'kept' if args.keep_wrong_labels else 'left out; --keep-wrong-labels keeps them'}): "
+          + "; ".join(f"line {d.line}: {WRONGLY_LABELLED_PEN_DIGITS[(d.line, d.label, d.writer_group)]}"
+                      for d in wrong))
     if args.cpu_only:
         segmentation_cpu(digits, rng)
         return 0

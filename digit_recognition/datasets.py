@@ -56,6 +56,26 @@ class PenDigit:
     label: int
     writer_group: str
     strokes: list
+    line: int = 0  # 1-based line of the file it was read from
+
+
+# Held-out pen digits whose label is not what was drawn, found by looking at
+# every held-out drawing the models missed (README, "Honest answers"), keyed by
+# (line of pen_digits_dev.jsonl.gz, label, writer group) so another file's
+# lines never match. They stay in the digit measurements, as the issue asks (not
+# chased); the number benchmark leaves them out of the numbers it composes, where a
+# "7 =" written inside a number is two symbols, not a digit (--keep-wrong-labels).
+WRONGLY_LABELLED_PEN_DIGITS = {
+    (1751, 7, "ced"): "a 7 followed by '='",
+    (1828, 8, "ced"): "an 8 drawn as 'o/o'",
+    (1829, 2, "ced"): "a 2 that is a lone ')'",
+    (2001, 0, "ced"): "a 0 that is a lone '('",
+}
+
+
+def is_wrongly_labelled(digit: PenDigit) -> bool:
+    """True for the drawings listed in WRONGLY_LABELLED_PEN_DIGITS."""
+    return (digit.line, digit.label, digit.writer_group) in WRONGLY_LABELLED_PEN_DIGITS
 
 
 def load_pen_digits(path: str | os.PathLike | None = None) -> list[PenDigit]:
@@ -67,11 +87,11 @@ def load_pen_digits(path: str | os.PathLike | None = None) -> list[PenDigit]:
     opener = gzip.open if str(path).endswith(".gz") else open
     digits = []
     with opener(path, "rt", encoding="utf-8") as handle:
-        for line in handle:
+        for number, line in enumerate(handle, start=1):
             if line.strip():
                 record = json.loads(line)
                 digits.append(PenDigit(int(record["label"]), str(record["writer_group"]),
-                                       record["strokes"]))
+                                       record["strokes"], number))
     return digits
 
 
