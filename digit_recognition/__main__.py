@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "(default: TrainingConfig's, off)")
     train_cmd.add_argument("--shear", type=float, help="augmentation: random slant, x shift per row "
                                                       "(default: TrainingConfig's, off)")
+    train_cmd.add_argument("--train-on-calibration-chars", action=argparse.BooleanOptionalAction, default=None,
+                           help="train on the calibration writers' letters and symbols too; their digits "
+                                "stay held back (default: TrainingConfig's)")
     train_cmd.add_argument("--mnist-train-limit", type=int)
     train_cmd.add_argument("--pen-digit-limit", type=int)
     train_cmd.add_argument("--seed", type=int, default=0)
@@ -154,7 +157,8 @@ def run_train(args) -> int:
     require_file(args.pen_chars_path or os.environ.get(PEN_CHARS_PATH_ENV), "pen characters file")
     require_file(args.init_from, "model file")
     chosen = {name: getattr(args, name) for name in ("epochs", "learning_rate", "renders_per_pen_digit",
-                                                     "renders_per_pen_char", "synthetic_non_digits", "warp", "shear")
+                                                     "renders_per_pen_char", "synthetic_non_digits", "warp", "shear",
+                                                     "train_on_calibration_chars")
               if getattr(args, name) is not None}
     config = TrainingConfig(mnist_path=args.mnist_path, pen_digits_path=args.pen_digits_path,
                             pen_chars_path=args.pen_chars_path, init_model_path=args.init_from,
