@@ -424,6 +424,28 @@ def _may_hold_several(drawing: _Drawing, piece: _Piece, line_height: float) -> b
             and _aspect(piece, drawing.stroke_width, line_height) >= MAY_SPLIT_ASPECT)
 
 
+def _cut_shapes(drawing: _Drawing, piece: _Piece, line_height: float, candidates, whole: float):
+    """_choose_cut's rules that need no reading of the sides, per candidate:
+    (may win as clearly better, may win as a tie)."""
+    crossings = np.array([c for _, _, c in candidates])
+    sides_tall = np.array([min(left.height, right.height) / piece.height for left, right, _ in candidates])
+    aspect = _aspect(piece, drawing.stroke_width, line_height)
+    tall = sides_tall >= CUT_SIDE_HEIGHT
+    better = tall & (aspect >= SPLIT_ASPECT)
+    tie = (tall & (sides_tall >= TIE_SIDE_HEIGHT) & (whole >= TIE_WHOLE_SCORE)
+           & (crossings <= CLEAN_CUT_CROSSINGS) & (aspect >= TIE_ASPECT))
+    return better, tie
+
+
+def _winnable(drawing: _Drawing, piece: _Piece, line_height: float, candidates, whole: float) -> list:
+    """The candidates _choose_cut could allow for some reading of their sides, in
+    order: the others are not worth the recognizer's time (a side reads as a
+    digit at most 1, so "clearly better" needs SPLIT_GAIN x whole below 1)."""
+    better, tie = _cut_shapes(drawing, piece, line_height, candidates, whole)
+    winnable = (better & (SPLIT_GAIN * whole < 1.0)) | tie
+    return [candidate for candidate, keep in zip(candidates, winnable, strict=True) if keep]
+
+
 def _choose_cut(drawing: _Drawing, piece: _Piece, line_height: float, candidates, whole: float,
                 sides: np.ndarray, side_digits: np.ndarray):
     """The candidate (left, right, crossings) to cut `piece` at, or None to keep it whole.
@@ -432,13 +454,10 @@ def _choose_cut(drawing: _Drawing, piece: _Piece, line_height: float, candidates
     right's, in turn; `side_digits`: the digit each side reads as, in the same order.
     """
     pairs = sides[0::2] * sides[1::2]
-    crossings = np.array([c for _, _, c in candidates])
-    sides_tall = np.array([min(left.height, right.height) / piece.height for left, right, _ in candidates])
-    readable = (sides_tall >= CUT_SIDE_HEIGHT) & (pairs >= SPLIT_MIN_SCORE)
-    aspect = _aspect(piece, drawing.stroke_width, line_height)
-    better = readable & (pairs > SPLIT_GAIN * whole) & (aspect >= SPLIT_ASPECT)
-    tie = (readable & (sides_tall >= TIE_SIDE_HEIGHT) & (whole >= TIE_WHOLE_SCORE) & (pairs >= whole - TIE_MARGIN)
-           & (crossings <= CLEAN_CUT_CROSSINGS) & (aspect >= TIE_ASPECT))
+    better_shape, tie_shape = _cut_shapes(drawing, piece, line_height, candidates, whole)
+    readable = pairs >= SPLIT_MIN_SCORE
+    better = better_shape & readable & (pairs > SPLIT_GAIN * whole)
+    tie = tie_shape & readable & (pairs >= whole - TIE_MARGIN)
     allowed = better | tie
     if len(piece.ids) == 1:  # one unbroken stroke: not two 1s (see DIGIT_ONE)
         allowed &= ~((side_digits[0::2] == DIGIT_ONE) & (side_digits[1::2] == DIGIT_ONE))
@@ -474,6 +493,8 @@ def _split_all(drawing: _Drawing, pieces: list[_Piece], line_height: float, scor
             # Narrower than SPLIT_ASPECT only a tie can cut, and only a piece that reads well whole.
             if whole >= TIE_WHOLE_SCORE or (aspects[index] >= SPLIT_ASPECT and whole * SPLIT_GAIN < 1.0):
                 candidates = _candidate_splits(drawing, pieces[index], line_height)
+                if candidates:
+                    candidates = _winnable(drawing, pieces[index], line_height, candidates, float(whole))
                 if candidates:
                     asks.append((index, candidates, float(whole)))
         if asks:

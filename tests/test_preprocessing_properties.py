@@ -20,9 +20,10 @@ from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
 from digit_recognition.errors import DrawingError
-from digit_recognition.imaging import decode_drawing_image, image_to_rgba
+from digit_recognition.imaging import decode_drawing_image, image_to_rgba, shrink_to_working_size
 from digit_recognition.preprocessing import (
-    BBOX_THRESHOLD, MNIST_SIZE, drawing_ink, preprocess_drawing, preprocess_image, preprocess_rgba,
+    BBOX_THRESHOLD, MNIST_SIZE, drawing_ink, ink_region, preprocess_drawing, preprocess_image, preprocess_rgba,
+    working_ink_region,
 )
 
 SETTINGS = settings(max_examples=60, deadline=None,
@@ -213,6 +214,25 @@ def test_the_fast_path_agrees_on_every_bit_depth_and_colour_type(data):
     def reference():
         return preprocess_rgba(image_to_rgba(decode_drawing_image(data)))
     assert_same_outcome(outcome(lambda: preprocess_drawing(data)), outcome(reference))
+
+
+@SETTINGS
+@given(mode=st.sampled_from(PNG_MODES), width=st.integers(1, 2100), height=st.integers(1, 700),
+       kind=CONTENT, seed=SEEDS, transparent=st.booleans())
+def test_a_wide_drawing_shrunk_by_its_alpha_alone_gives_the_same_ink(mode, width, height, kind, seed, transparent):
+    """drawing_ink shrinks only the alpha channel of a transparent RGBA canvas
+    wider than the working size (the page's); the ink map and where it lies must
+    be exactly what shrinking the whole image gives."""
+    pixels = rgba_content(kind, width, height, seed)
+    if transparent:  # the page's canvas: transparent but for the strokes
+        pixels = pixels.copy()
+        pixels[..., 3] = np.where(np.random.default_rng(seed).random((height, width)) < 0.8, 0, pixels[..., 3])
+    image = Image.open(io.BytesIO(png_bytes(image_in_mode(mode, pixels, seed))))
+    image.load()
+    ink, origin = working_ink_region(image)
+    reference, reference_origin = ink_region(shrink_to_working_size(image))
+    assert origin == reference_origin
+    assert ink.dtype == reference.dtype and np.array_equal(ink, reference)
 
 
 @SETTINGS

@@ -301,3 +301,38 @@ def test_the_one_stroke_shortcut_gives_what_the_full_steps_give(held_out, score,
             np.testing.assert_array_equal(pa.image, pb.image)
     assert sum(taken[:60]) >= 40  # most single digits take the shortcut
     assert not any(taken[60:])  # two digits never do
+
+
+def test_only_cuts_that_could_win_are_read_and_the_parts_stay_the_same(held_out, score, monkeypatch):
+    """split_into_parts asks the recognizer only about candidate cuts whose shape
+    _choose_cut could allow (segmentation._winnable); the parts must be exactly
+    those of asking about every candidate, for single digits as wide as tall,
+    touching pairs and numbers, with far fewer drawings read."""
+    from digit_recognition import segmentation
+
+    wide = [d for d in held_out if len(d.strokes) == 1][:200]
+    drawings = [drawing_of([d], seed=i) for i, d in enumerate(wide)]
+    inks = [ink_map(rgba(d.image)) for d in drawings]
+    inks = [ink for ink in inks if not segmentation._one_digit_sized_stroke(segmentation.inked_region(ink)[0])]
+    pairs = [(0, 0), (4, 4), (6, 6), (1, 0), (7, 1), (3, 8), (2, 5)]
+    inks += [ink_map(rgba(drawing_of([pick(held_out, a, nth=i), pick(held_out, b, nth=i)], seed=i,
+                                     gaps=(-0.06, 0.0)).image)) for i, (a, b) in enumerate(pairs)]
+    inks += [ink_map(rgba(drawing_of([held_out[j] for j in range(7 * i, 7 * i + 4)], seed=i).image))
+             for i in range(6)]
+    assert len(inks) >= 25
+
+    def counted(asked):
+        def scorer(images):
+            asked.append(len(images))
+            return score(images)
+        return scorer
+
+    asked_pruned, asked_all = [], []
+    pruned = [split_into_parts(ink, score=counted(asked_pruned)) for ink in inks]
+    monkeypatch.setattr(segmentation, "_winnable", lambda drawing, piece, line_height, candidates, whole: candidates)
+    every = [split_into_parts(ink, score=counted(asked_all)) for ink in inks]
+    for a, b in zip(pruned, every, strict=True):
+        assert [p.box for p in a] == [p.box for p in b]
+        for pa, pb in zip(a, b, strict=True):
+            np.testing.assert_array_equal(pa.image, pb.image)
+    assert sum(asked_pruned) < 0.5 * sum(asked_all), (sum(asked_pruned), sum(asked_all))
