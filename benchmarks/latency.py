@@ -20,6 +20,7 @@ Prints p50/p99 for:
     machine changes far less than the wall-clock figures.
 
     python benchmarks/latency.py [--requests 500] [--seconds 10] [--rounds 2] [--baseline-commit 9ae05df ...]
+        [--canvas wide]   # one digit on the page's 700x280 number canvas (default: a 280 px square)
 """
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ from testing_support.container_command import (  # noqa: E402
 )
 from benchmarks.http_load import LoadResult, post_load  # noqa: E402
 from digit_recognition.datasets import load_pen_digits  # noqa: E402
+from testing_support.number_drawings import render_number  # noqa: E402
 from digit_recognition.imaging import decode_drawing  # noqa: E402
 from digit_recognition.inference import KerasClassifier, LiteRTClassifier  # noqa: E402
 from digit_recognition.model_files import tflite_path_for  # noqa: E402
@@ -57,6 +59,8 @@ from flask_app.config import DEFAULT_MODEL_PATH  # noqa: E402
 # The last commit before LiteRT serving (c7f4736): the server the issue's
 # "today's Keras-served" figures describe.
 FILED_COMMIT = "9ae05df"
+HELD_OUT_GROUPS = ("ced", "imp")
+WIDE_CANVAS_HEIGHT = 280  # x 2.5: the number canvas on a desktop page
 NOW = "LiteRT (Dockerfile CMD)"
 SAME_CODE_KERAS = "Keras backend, this code, gthread 2x4"
 
@@ -86,6 +90,17 @@ def sample_drawings(pen_path: str, count: int = 20, params: CanvasParams | None 
     return [to_png_bytes(render_strokes(d.strokes, params)) for d in digits]
 
 
+def wide_canvas_drawings(pen_path: str, count: int = 40, height: int = WIDE_CANVAS_HEIGHT):
+    """One digit each as today's page sends it: written on the wide number canvas
+    (2.5:1, here 700x280), white ink on transparent, the page's brush; the pen
+    digits of the writers training never saw, in the file's order, so some are
+    several strokes and some as wide as tall (the share real drawings have)."""
+    rng = np.random.default_rng(0)
+    digits = [d for d in load_pen_digits(pen_path) if d.writer_group in HELD_OUT_GROUPS][:count]
+    return [to_png_bytes(render_number([d], rng, canvas_height=height, style="white_on_transparent").image)
+            for d in digits]
+
+
 def server_cpu(server) -> float:
     """CPU seconds used so far by the server's processes (master and workers):
     unlike wall-clock figures, not changed by other load on the machine."""
@@ -109,13 +124,18 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="per HTTP scenario per round")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--in-process-only", action="store_true", help="skip the HTTP part")
+    parser.add_argument("--canvas", choices=("square", "wide"), default="square",
+                        help="square: one narrow stroke on a 280 px canvas, as the page drew when the LiteRT "
+                             "issue was filed; wide: one digit on today's 700x280 number canvas")
     parser.add_argument("--baseline-commit", action="append",
                         help=f"also serve this commit's code as it was deployed, with its own CMD and "
                              f"requirements.txt (repeatable; default {FILED_COMMIT}, the server when the "
                              f"LiteRT issue was filed; 'none': no such baseline)")
     args = parser.parse_args()
 
-    pngs = sample_drawings(args.pen_digits_path)
+    pngs = sample_drawings(args.pen_digits_path) if args.canvas == "square" \
+        else wide_canvas_drawings(args.pen_digits_path)
+    print(f"drawings: {len(pngs)}, {args.canvas} canvas")
     bodies = [json.dumps({"image": "data:image/png;base64," + base64.b64encode(p).decode()}).encode()
               for p in pngs]
 
