@@ -12,6 +12,10 @@ their baselines, in the same run:
     per hit 10 ms after the last sweep) and, when Flask-Limiter is installed,
     through Flask-Limiter as the app used it before, all on a one-view app.
 
+Then read_png on the page's wide number canvas (1 and 4 held-out digits,
+transparent and opaque), beside the same code with the wide-canvas round's
+changes undone (all four channels shrunk; every candidate cut read).
+
 Figures are CPU time of this process (time.process_time: other load on the
 machine inflates it far less than wall-clock time; the stock storage's timer
 threads are in it), the minimum over rounds of per-call means.
@@ -38,7 +42,10 @@ import numpy as np  # noqa: E402
 from flask import Flask  # noqa: E402
 
 from testing_support.container_command import pen_drawing_pngs, predict_body  # noqa: E402
-from digit_recognition import segmentation  # noqa: E402
+from digit_recognition import preprocessing, segmentation  # noqa: E402
+from digit_recognition.datasets import load_pen_digits  # noqa: E402
+from digit_recognition.strokes import to_png_bytes  # noqa: E402
+from testing_support.number_drawings import render_number  # noqa: E402
 from digit_recognition.imaging import open_image, shrink_to_working_size  # noqa: E402
 from digit_recognition.preprocessing import drawing_ink, ink_region  # noqa: E402
 from flask_app import create_app  # noqa: E402
@@ -47,6 +54,7 @@ from flask_app.security import RequestRateLimits, limit_request_rates  # noqa: E
 
 DEFAULT_PEN = REPO_ROOT.parent / "shared" / "data" / "pen_digits_dev.jsonl.gz"
 HIGH_LIMIT = "1000000 per minute"  # checked on every request, never reached
+HELD_OUT_GROUPS = ("ced", "imp")
 
 
 def cpu_ms_per_call(fn, items, rounds: int, calls: int) -> float:
@@ -78,6 +86,46 @@ def one_view_app(limiter: str) -> Flask:
         app.view_functions["predict.predict"] = flask_limiter.limit(HIGH_LIMIT, methods=["POST"])(
             app.view_functions["predict.predict"])
     return app
+
+
+@contextlib.contextmanager
+def replaced(module, name: str, value):
+    original = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, original)
+
+
+def wide_canvases(args, recognizer, measure) -> None:
+    """read_png on the page's number canvas, beside the same code with each
+    change of the wide-canvas round undone in turn, same drawings, same run."""
+    rng = np.random.default_rng(0)
+    digits = [d for d in load_pen_digits(args.pen_digits_path) if d.writer_group in HELD_OUT_GROUPS]
+
+    def drawings(count: int, height: int, style: str) -> list[bytes]:
+        return [to_png_bytes(render_number([digits[i] for i in rng.integers(0, len(digits), count)], rng,
+                                           canvas_height=height, style=style).image) for _ in range(20)]
+
+    cases = [(f"{int(2.5 * h)}x{h}, {n} digit{'s' if n > 1 else ''}, {style}", drawings(n, h, style))
+             for h, style in ((280, "white_on_transparent"), (400, "white_on_transparent"),
+                              (280, "black_on_white")) for n in (1, 4)]
+    print("\nread_png on the wide number canvas (20 drawings each, held-out digits), CPU ms per call;\n"
+          "beside it with all four channels shrunk / every candidate cut read, as before")
+    whole_shrink = lambda image: ink_region(shrink_to_working_size(image))  # noqa: E731
+    every_cut = lambda drawing, piece, line_height, candidates, whole: candidates  # noqa: E731
+    for name, pngs in cases:
+        now = measure(recognizer.read_png, pngs)
+        with replaced(preprocessing, "working_ink_region", whole_shrink):
+            shrunk_whole = measure(recognizer.read_png, pngs)
+        with replaced(segmentation, "_winnable", every_cut):
+            all_cuts = measure(recognizer.read_png, pngs)
+        with replaced(preprocessing, "working_ink_region", whole_shrink), \
+                replaced(segmentation, "_winnable", every_cut):
+            before = measure(recognizer.read_png, pngs)
+        print(f"  {name:<42} {now:6.2f} ms   four channels {shrunk_whole:6.2f}   every cut {all_cuts:6.2f}   "
+              f"both (before) {before:6.2f} ms ({now / before:.2f}x)")
 
 
 def main() -> int:
@@ -137,6 +185,8 @@ def main() -> int:
             if baseline:
                 line += f"   {baseline[0]}: {baseline[1]:.3f} ms ({figure / baseline[1]:.2f}x)"
             print(line)
+
+    wide_canvases(args, recognizer, measure)
 
     print("\nrate-limit check alone, on a one-view app (the difference to no limit is its cost):")
     variants = ["no limit", "this app's (swept memory)", "limits' stock memory storage"]
