@@ -151,16 +151,21 @@ def test_touching_digits_are_not_read_as_the_one_digit_they_squeeze_into(held_ou
 
 
 # Numbers whose wide two-stroke 4s and 7 read as one digit whole and, cut into a
-# digit and a short stub, as two almost as well: (text, (label, strokes, nth) per digit).
+# digit and a short stub, as two almost as well: (text, per digit its (line of
+# pen_digits_dev.jsonl.gz, label, strokes)). Group ced, past the first digits of
+# each kind that the committed sample holds.
 WIDE_DIGITS_IN_NUMBERS = [
-    ("4483", [(4, 2, 44), (4, 2, 64), (8, 1, 16), (3, 1, 27)]),
-    ("27230", [(2, 1, 99), (7, 2, 18), (2, 1, 92), (3, 1, 43), (0, 1, 94)]),
+    ("4483", [(2319, 4, 2), (2487, 4, 2), (1903, 8, 1), (2071, 3, 1)]),
+    ("27230", [(2732, 2, 1), (2007, 7, 2), (2638, 2, 1), (2266, 3, 1), (2683, 0, 1)]),
 ]
 
 
 @pytest.mark.parametrize("text, samples", WIDE_DIGITS_IN_NUMBERS)
 def test_a_wide_digit_in_a_number_is_not_cut_into_a_digit_and_a_stub(held_out, classifier, score, text, samples):
-    digits = [pick(held_out, label, strokes=strokes, nth=nth) for label, strokes, nth in samples]
+    by_key = {(d.line, d.label, len(d.strokes)): d for d in held_out}
+    if any(key not in by_key for key in samples):
+        pytest.skip("needs the full pen digits file (these drawings are not in tests/fixtures' sample)")
+    digits = [by_key[key] for key in samples]
     for seed in range(3):
         parts = split_into_parts(ink_map(rgba(drawing_of(digits, seed=seed).image)), score=score)
         assert read(parts, classifier) == text, seed
