@@ -46,7 +46,7 @@ from testing_support.container_command import (  # noqa: E402
     cpu_seconds, parse_dockerfile, run_container_command, stage_image_files, wait_for_status,
 )
 from benchmarks.http_load import LoadResult, post_load  # noqa: E402
-from digit_recognition.datasets import load_pen_digits  # noqa: E402
+from digit_recognition.datasets import HELD_OUT_WRITER_GROUPS, load_pen_digits  # noqa: E402
 from testing_support.number_drawings import render_number  # noqa: E402
 from digit_recognition.imaging import decode_drawing  # noqa: E402
 from digit_recognition.inference import KerasClassifier, LiteRTClassifier  # noqa: E402
@@ -59,7 +59,6 @@ from flask_app.config import DEFAULT_MODEL_PATH  # noqa: E402
 # The last commit before LiteRT serving (c7f4736): the server the issue's
 # "today's Keras-served" figures describe.
 FILED_COMMIT = "9ae05df"
-HELD_OUT_GROUPS = ("ced", "imp")
 WIDE_CANVAS_HEIGHT = 280  # x 2.5: the number canvas on a desktop page
 NOW = "LiteRT (Dockerfile CMD)"
 SAME_CODE_KERAS = "Keras backend, this code, gthread 2x4"
@@ -96,7 +95,7 @@ def wide_canvas_drawings(pen_path: str, count: int = 40, height: int = WIDE_CANV
     digits of the writers training never saw, in the file's order, so some are
     several strokes and some as wide as tall (the share real drawings have)."""
     rng = np.random.default_rng(0)
-    digits = [d for d in load_pen_digits(pen_path) if d.writer_group in HELD_OUT_GROUPS][:count]
+    digits = [d for d in load_pen_digits(pen_path) if d.writer_group in HELD_OUT_WRITER_GROUPS][:count]
     return [to_png_bytes(render_number([d], rng, canvas_height=height, style="white_on_transparent").image)
             for d in digits]
 

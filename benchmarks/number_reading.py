@@ -48,7 +48,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from testing_support.loopback_server import serve_app  # noqa: E402
-from digit_recognition.datasets import WRONGLY_LABELLED_PEN_DIGITS, is_wrongly_labelled, load_pen_digits  # noqa: E402
+from digit_recognition.datasets import (  # noqa: E402
+    HELD_OUT_WRITER_GROUPS, WRONGLY_LABELLED_PEN_DIGITS, is_wrongly_labelled, load_pen_digits,
+)
 from digit_recognition.model import DigitClassifier  # noqa: E402
 from testing_support.number_drawings import CLEAR_GAPS, TOUCHING_GAPS, render_number  # noqa: E402
 from digit_recognition.preprocessing import BBOX_THRESHOLD, drawing_ink, normalize_ink  # noqa: E402
@@ -56,7 +58,6 @@ from digit_recognition.segmentation import label_components, split_into_parts  #
 from digit_recognition.strokes import to_png_bytes  # noqa: E402
 from flask_app.config import DEFAULT_MODEL_PATH  # noqa: E402
 
-HELD_OUT_GROUPS = ("ced", "imp")
 # (name, digits per number, gaps between digits in digit heights)
 CASES = [
     ("2-4 digits, clear gaps", (2, 4), CLEAR_GAPS),
@@ -141,14 +142,14 @@ def main() -> int:
     parser.add_argument("--cpu-only", action="store_true", help="only the in-process segmentation timing")
     args = parser.parse_args()
 
-    digits = [d for d in load_pen_digits(args.pen_digits_path) if d.writer_group in HELD_OUT_GROUPS]
+    digits = [d for d in load_pen_digits(args.pen_digits_path) if d.writer_group in HELD_OUT_WRITER_GROUPS]
     wrong = [d for d in digits if is_wrongly_labelled(d)]
     if not args.keep_wrong_labels:
         digits = [d for d in digits if not is_wrongly_labelled(d)]
     singles = digits[:args.singles] if args.singles else digits
     classifier = DigitClassifier.load(args.model_path)
     rng = np.random.default_rng(args.seed)
-    print(f"model: {args.model_path}; held-out writer groups {HELD_OUT_GROUPS}: {len(digits)} pen digits")
+    print(f"model: {args.model_path}; held-out writer groups {HELD_OUT_WRITER_GROUPS}: {len(digits)} pen digits")
     print(f"  listed as wrongly labelled: {len(wrong)} "
           f"({'kept' if args.keep_wrong_labels else 'left out; --keep-wrong-labels keeps them'}): "
           + "; ".join(f"line {d.line}: {WRONGLY_LABELLED_PEN_DIGITS[(d.line, d.label, d.writer_group)]}"

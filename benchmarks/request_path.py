@@ -43,7 +43,7 @@ from flask import Flask  # noqa: E402
 
 from testing_support.container_command import pen_drawing_pngs, predict_body  # noqa: E402
 from digit_recognition import preprocessing, segmentation  # noqa: E402
-from digit_recognition.datasets import load_pen_digits  # noqa: E402
+from digit_recognition.datasets import HELD_OUT_WRITER_GROUPS, load_pen_digits  # noqa: E402
 from digit_recognition.strokes import to_png_bytes  # noqa: E402
 from testing_support.number_drawings import render_number  # noqa: E402
 from digit_recognition.imaging import open_image, shrink_to_working_size  # noqa: E402
@@ -54,7 +54,6 @@ from flask_app.security import RequestRateLimits, limit_request_rates  # noqa: E
 
 DEFAULT_PEN = REPO_ROOT.parent / "shared" / "data" / "pen_digits_dev.jsonl.gz"
 HIGH_LIMIT = "1000000 per minute"  # checked on every request, never reached
-HELD_OUT_GROUPS = ("ced", "imp")
 
 
 def cpu_ms_per_call(fn, items, rounds: int, calls: int) -> float:
@@ -102,7 +101,7 @@ def wide_canvases(args, recognizer, measure) -> None:
     """read_png on the page's number canvas, beside the same code with each
     change of the wide-canvas round undone in turn, same drawings, same run."""
     rng = np.random.default_rng(0)
-    digits = [d for d in load_pen_digits(args.pen_digits_path) if d.writer_group in HELD_OUT_GROUPS]
+    digits = [d for d in load_pen_digits(args.pen_digits_path) if d.writer_group in HELD_OUT_WRITER_GROUPS]
 
     def drawings(count: int, height: int, style: str) -> list[bytes]:
         return [to_png_bytes(render_number([digits[i] for i in rng.integers(0, len(digits), count)], rng,
@@ -153,12 +152,8 @@ def main() -> int:
             return segmentation.split_into_parts(drawing.ink, score=recognizer.calibrated_probabilities)
 
         def split_without_shortcut(drawing):
-            original = segmentation._one_digit_sized_stroke
-            segmentation._one_digit_sized_stroke = lambda ink: False
-            try:
+            with replaced(segmentation, "_one_digit_sized_stroke", lambda ink: False):
                 return split(drawing)
-            finally:
-                segmentation._one_digit_sized_stroke = original
 
         def predict(body):
             with contextlib.redirect_stdout(io.StringIO()):  # the request line, as on stdout

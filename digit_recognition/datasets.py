@@ -23,6 +23,9 @@ from .strokes import (
 
 MNIST_PATH_ENV = "MNIST_PATH"
 PEN_DIGITS_PATH_ENV = "PEN_DIGITS_PATH"
+# Pen writer groups never trained on (training.DEFAULT_HOLDOUT_GROUPS): the
+# benchmarks and tests draw "writers the model never saw" from them.
+HELD_OUT_WRITER_GROUPS = ("ced", "imp")
 
 
 def sha256_of(path: str | os.PathLike) -> str:

@@ -35,7 +35,7 @@ from .strokes import CanvasParams, training_canvas_params
 
 # Pen writer groups never trained on, so accuracy on them is an honest
 # "new writers" figure (the pen set is split by writer group, never by sample).
-DEFAULT_HOLDOUT_GROUPS = ("ced", "imp")
+DEFAULT_HOLDOUT_GROUPS = datasets.HELD_OUT_WRITER_GROUPS
 # A third group whose digits the network never trains on either: the confidence
 # calibration and the not-a-digit threshold are fitted on them, so the held-out
 # figures above measure those too, on writers neither step has seen. Its letters

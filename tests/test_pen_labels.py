@@ -8,7 +8,7 @@ import json
 import pytest
 
 from digit_recognition.datasets import WRONGLY_LABELLED_PEN_DIGITS, is_wrongly_labelled, load_pen_digits
-from digit_recognition.training import DEFAULT_HOLDOUT_GROUPS
+from digit_recognition.datasets import HELD_OUT_WRITER_GROUPS
 
 STROKE = [[[0, 0], [0, 10]]]
 
@@ -47,4 +47,4 @@ def test_the_list_matches_the_full_pen_file(pen_digits_path):
         pytest.skip("the committed sample does not hold the listed drawings (the full file does)")
     listed = {(d.line, d.label, d.writer_group) for d in load_pen_digits(pen_digits_path) if is_wrongly_labelled(d)}
     assert listed == set(WRONGLY_LABELLED_PEN_DIGITS)
-    assert {group for _, _, group in listed} <= set(DEFAULT_HOLDOUT_GROUPS)
+    assert {group for _, _, group in listed} <= set(HELD_OUT_WRITER_GROUPS)

@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 
 from testing_support.number_drawings import add_mark, render_number
+from digit_recognition.datasets import HELD_OUT_WRITER_GROUPS
 from digit_recognition.preprocessing import preprocess_drawing
 from digit_recognition.reading import VERDICTS
 from digit_recognition.strokes import to_png_bytes
 from testing_support.drawings import data_url, pen_digits
 
-HELD_OUT = ("ced", "imp")
+HELD_OUT = HELD_OUT_WRITER_GROUPS
 
 
 @pytest.fixture(scope="module")

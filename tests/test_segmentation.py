@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import ImageDraw
 
+from digit_recognition.datasets import HELD_OUT_WRITER_GROUPS
 from digit_recognition.errors import EmptyDrawingError
 from digit_recognition.model import DigitClassifier
 from testing_support.number_drawings import render_number
@@ -17,7 +18,7 @@ from flask_app.config import DEFAULT_MODEL_PATH
 from flask_app.recognizer import Recognizer
 from testing_support.drawings import pen_digits
 
-HELD_OUT = ("ced", "imp")
+HELD_OUT = HELD_OUT_WRITER_GROUPS
 
 
 @pytest.fixture(scope="module")
