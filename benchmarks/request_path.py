@@ -16,6 +16,11 @@ Then read_png on the page's wide number canvas (1 and 4 held-out digits,
 transparent and opaque), beside the same code with the wide-canvas round's
 changes undone (all four channels shrunk; every candidate cut read).
 
+Then read_png on held-out digits about as wide as tall (the single digits
+segmentation weighs cutting), alone on the square canvas, and on 4-digit
+numbers, beside the same code finding each candidate cut's sides by scanning
+their pixels (as before segmentation._Sides).
+
 Figures are CPU time of this process (time.process_time: other load on the
 machine inflates it far less than wall-clock time; the stock storage's timer
 threads are in it), the minimum over rounds of per-call means.
@@ -44,7 +49,7 @@ from flask import Flask  # noqa: E402
 from testing_support.container_command import pen_drawing_pngs, predict_body  # noqa: E402
 from digit_recognition import preprocessing, segmentation  # noqa: E402
 from digit_recognition.datasets import HELD_OUT_WRITER_GROUPS, load_pen_digits  # noqa: E402
-from digit_recognition.strokes import to_png_bytes  # noqa: E402
+from digit_recognition.strokes import CanvasParams, render_strokes, to_png_bytes  # noqa: E402
 from testing_support.number_drawings import render_number  # noqa: E402
 from digit_recognition.imaging import open_image, shrink_to_working_size  # noqa: E402
 from digit_recognition.preprocessing import drawing_ink, ink_region  # noqa: E402
@@ -127,6 +132,51 @@ def wide_canvases(args, recognizer, measure) -> None:
               f"both (before) {before:6.2f} ms ({now / before:.2f}x)")
 
 
+class ScannedSides:
+    """Each side of a cut found from its pixels, as before segmentation._Sides."""
+
+    def __init__(self, drawing, piece):
+        self.drawing, self.piece = drawing, piece
+        self.mask = drawing.mask(piece.ids, piece.x0, piece.x1)[1]
+
+    def left(self, k):
+        return segmentation._clipped(self.drawing, self.piece.ids, self.piece.x0, self.piece.x0 + k)
+
+    def right(self, k):
+        return segmentation._clipped(self.drawing, self.piece.ids, self.piece.x0 + k, self.piece.x1)
+
+
+def wide_digits(args, recognizer, measure) -> None:
+    """read_png on single digits as wide as tall (segmentation weighs cutting
+    them) and on numbers, beside each cut's sides scanned from the pixels."""
+    rng = np.random.default_rng(1)
+    digits = [d for d in load_pen_digits(args.pen_digits_path) if d.writer_group in HELD_OUT_WRITER_GROUPS]
+
+    def aspect(strokes):
+        points = np.concatenate([np.asarray(s, dtype=float).reshape(-1, 2) for s in strokes])
+        extent = points.max(axis=0) - points.min(axis=0)
+        return extent[0] / max(extent[1], 1.0)
+
+    wide = [d for d in digits if aspect(d.strokes) >= 0.9]
+    cases = [
+        (f"one digit as wide as tall ({len(wide)} of {len(digits)}), 280 px", [
+            to_png_bytes(render_strokes(wide[i].strokes, CanvasParams(280, 0.5, 0.0, 0.0, 0.05,
+                                                                        "white_on_transparent")))
+            for i in rng.choice(len(wide), 40, replace=False)]),
+        ("4 digits, 700x280", [
+            to_png_bytes(render_number([digits[i] for i in rng.integers(0, len(digits), 4)], rng,
+                                       canvas_height=280, style="white_on_transparent").image)
+            for _ in range(20)]),
+    ]
+    print("\nread_png on held-out digits as wide as tall and on numbers, CPU ms per call;\n"
+          "beside it with each candidate cut's sides scanned from the pixels, as before")
+    for name, pngs in cases:
+        now = measure(recognizer.read_png, pngs)
+        with replaced(segmentation, "_Sides", ScannedSides):
+            before = measure(recognizer.read_png, pngs)
+        print(f"  {name:<48} {now:6.2f} ms   sides scanned (before) {before:6.2f} ms ({now / before:.2f}x)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=15)
@@ -182,6 +232,7 @@ def main() -> int:
             print(line)
 
     wide_canvases(args, recognizer, measure)
+    wide_digits(args, recognizer, measure)
 
     print("\nrate-limit check alone, on a one-view app (the difference to no limit is its cost):")
     variants = ["no limit", "this app's (swept memory)", "limits' stock memory storage"]

@@ -364,6 +364,61 @@ def _aspect(piece: _Piece, stroke_width: float, line_height: float) -> float:
     return (piece.width - stroke_width) / max(height, 1.0)
 
 
+class _Sides:
+    """The two sides of any vertical cut through a piece, in O(1) per cut.
+
+    Cutting is tried at a dozen columns and between components; finding each
+    side's components and box from the pixels every time cost about 3 ms for a
+    multi-stroke digit. One pass over the piece's columns gives, for every
+    column, the box of the ink left of it and right of it (running minima and
+    maxima), and each component's first and last column.
+    """
+
+    def __init__(self, drawing: _Drawing, piece: _Piece):
+        self.piece = piece
+        self.top, self.mask = drawing.mask(piece.ids, piece.x0, piece.x1)
+        labels = drawing.labels[self.top:self.top + self.mask.shape[0], piece.x0:piece.x1]
+        inked = self.mask.any(axis=0)
+        rows = self.mask.shape[0]
+        first_row = np.where(inked, self.mask.argmax(axis=0), rows)
+        last_row = np.where(inked, rows - 1 - self.mask[::-1].argmax(axis=0), -1)
+        width = len(inked)
+        ink_columns = np.arange(width)
+        first_col, last_col = np.where(inked, ink_columns, width), np.where(inked, ink_columns, -1)
+
+        def from_left(values, reduce, empty):  # index k: over columns [0, k)
+            return np.concatenate([[empty], reduce.accumulate(values)])
+
+        def from_right(values, reduce, empty):  # index k: over columns [k, width)
+            return np.concatenate([reduce.accumulate(values[::-1])[::-1], [empty]])
+
+        self.left_box = (from_left(first_col, np.minimum, width), from_left(last_col, np.maximum, -1),
+                         from_left(first_row, np.minimum, rows), from_left(last_row, np.maximum, -1))
+        self.right_box = (from_right(first_col, np.minimum, width), from_right(last_col, np.maximum, -1),
+                          from_right(first_row, np.minimum, rows), from_right(last_row, np.maximum, -1))
+        # Each component's first and last column within the piece.
+        self.id_cols = {}
+        for i in piece.ids:
+            cols = np.flatnonzero((labels == i).any(axis=0))
+            if len(cols):
+                self.id_cols[i] = (int(cols[0]), int(cols[-1]))
+
+    def left(self, k: int) -> _Piece | None:
+        """The ink in the piece's columns [0, k), or None if there is none."""
+        return self._side(k, self.left_box, tuple(i for i, (first, _) in self.id_cols.items() if first < k))
+
+    def right(self, k: int) -> _Piece | None:
+        """The ink in the piece's columns [k, width), or None if there is none."""
+        return self._side(k, self.right_box, tuple(i for i, (_, last) in self.id_cols.items() if last >= k))
+
+    def _side(self, k: int, box, ids) -> _Piece | None:
+        first_col, last_col, top_row, bottom_row = (int(values[k]) for values in box)
+        if last_col < 0:
+            return None
+        x0, top = self.piece.x0, self.top
+        return _Piece(tuple(sorted(ids)), x0 + first_col, x0 + last_col + 1, top + top_row, top + bottom_row + 1)
+
+
 def _candidate_splits(drawing: _Drawing, piece: _Piece, line_height: float):
     """Ways to cut a piece in two, as (left, right, strokes the cut crosses).
 
@@ -379,7 +434,8 @@ def _candidate_splits(drawing: _Drawing, piece: _Piece, line_height: float):
         if left and right and left.width >= min_side and right.width >= min_side \
                 and _overlap(left, right) < MERGE_OVERLAP:
             candidates.append((left, right, 0))
-    mask = drawing.mask(piece.ids, piece.x0, piece.x1)[1]
+    sides = _Sides(drawing, piece)
+    mask = sides.mask
     profile = mask.sum(axis=0).astype(float)
     radius = max(1, int(round(drawing.stroke_width / 2)))
     smooth = np.convolve(profile, np.ones(2 * radius + 1) / (2 * radius + 1), mode="same")
@@ -401,9 +457,7 @@ def _candidate_splits(drawing: _Drawing, piece: _Piece, line_height: float):
         # not a valley: also try cuts evenly spread across the part.
         cuts += [int(c) for c in np.linspace(lo, hi, GRID_CUTS + 2)[1:-1]]
         for cut in sorted(set(cuts)):
-            x = piece.x0 + cut
-            left = _clipped(drawing, piece.ids, piece.x0, x)
-            right = _clipped(drawing, piece.ids, x, piece.x1)
+            left, right = sides.left(cut), sides.right(cut)
             if left is not None and right is not None:
                 column = np.concatenate([[False], mask[:, cut], [False]])
                 candidates.append((left, right, int(np.count_nonzero(column[1:] & ~column[:-1]))))

@@ -342,3 +342,32 @@ def test_only_cuts_that_could_win_are_read_and_the_parts_stay_the_same(held_out,
         for pa, pb in zip(a, b, strict=True):
             np.testing.assert_array_equal(pa.image, pb.image)
     assert sum(asked_pruned) < 0.5 * sum(asked_all), (sum(asked_pruned), sum(asked_all))
+
+
+def test_the_sides_of_every_cut_are_the_ink_on_either_side(held_out):
+    """Candidate cuts take each side's components and box from running minima
+    and maxima over the columns (segmentation._Sides); for every column of
+    multi-stroke digits, touching pairs and numbers they must be exactly what
+    scanning that side's pixels gives (segmentation._clipped)."""
+    from digit_recognition import segmentation
+
+    several = [d for d in held_out if len(d.strokes) >= 2][:40]
+    drawings = [drawing_of([d], seed=i) for i, d in enumerate(several)]
+    drawings += [drawing_of([pick(held_out, a, nth=i), pick(held_out, b, nth=i)], seed=i, gaps=(-0.08, 0.0))
+                 for i, (a, b) in enumerate([(0, 0), (4, 7), (1, 1), (5, 2)])]
+    drawings += [drawing_of([held_out[j] for j in range(5 * i, 5 * i + 4)], seed=i) for i in range(4)]
+    checked = 0
+    for drawn in drawings:
+        ink = segmentation.inked_region(ink_map(rgba(drawn.image)))[0]
+        drawing = segmentation._Drawing(ink)
+        whole = drawing.piece(range(drawing.count))
+        halves = [segmentation._clipped(drawing, whole.ids, whole.x0, whole.x0 + whole.width // 2),
+                  segmentation._clipped(drawing, whole.ids, whole.x0 + whole.width // 2, whole.x1)]
+        for piece in [whole] + [h for h in halves if h is not None]:  # pieces that start mid-drawing too
+            sides = segmentation._Sides(drawing, piece)
+            for k in range(piece.width + 1):
+                x = piece.x0 + k
+                assert sides.left(k) == segmentation._clipped(drawing, piece.ids, piece.x0, x)
+                assert sides.right(k) == segmentation._clipped(drawing, piece.ids, x, piece.x1)
+                checked += 1
+    assert checked > 5000
