@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "(default: TrainingConfig's, off)")
     train_cmd.add_argument("--shear", type=float, help="augmentation: random slant, x shift per row "
                                                       "(default: TrainingConfig's, off)")
+    train_cmd.add_argument("--stroke-distortion", type=float,
+                           help="augmentation: strokes placed as another hand would, 1 = stroke_distortion's "
+                                "stated sizes (default: TrainingConfig's)")
     train_cmd.add_argument("--train-on-calibration-chars", action=argparse.BooleanOptionalAction, default=None,
                            help="train on the calibration writers' letters and symbols too; their digits "
                                 "stay held back (default: TrainingConfig's)")
@@ -158,7 +161,7 @@ def run_train(args) -> int:
     require_file(args.init_from, "model file")
     chosen = {name: getattr(args, name) for name in ("epochs", "learning_rate", "renders_per_pen_digit",
                                                      "renders_per_pen_char", "synthetic_non_digits", "warp", "shear",
-                                                     "train_on_calibration_chars")
+                                                     "stroke_distortion", "train_on_calibration_chars")
               if getattr(args, name) is not None}
     config = TrainingConfig(mnist_path=args.mnist_path, pen_digits_path=args.pen_digits_path,
                             pen_chars_path=args.pen_chars_path, init_model_path=args.init_from,

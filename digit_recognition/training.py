@@ -30,6 +30,7 @@ from .non_digits import (
     synthetic_non_digits,
 )
 from .reading import NOT_A_DIGIT_CLASS, ReadingPolicy, apply_temperature, split_scores
+from .stroke_distortion import distort
 from .stroke_variants import VARIANTS, vary
 from .strokes import CanvasParams, training_canvas_params
 
@@ -75,6 +76,9 @@ class TrainingConfig:
     # (pixels, s.d.) and a slant (x shift per row). Measured, and off: see the README.
     warp: float = 0.0
     shear: float = 0.0
+    # Stroke-level change of hand (stroke_distortion.distort) for training's pen
+    # digits and characters: 0 is off, 1 its stated sizes.
+    stroke_distortion: float = 0.0
     init_model_path: str | None = None  # continue from this model's weights (a 10-class one gains the 11th)
     # Train on the calibration writers' letters and symbols too (their digits stay
     # held back for the temperature and the threshold): more writers for "not a digit".
@@ -170,7 +174,9 @@ def load_training_data(config: TrainingConfig, log=print) -> TrainingData:
             renders = {"train": config.renders_per_pen_digit, "calibration": 2, "holdout": 1}[split]
             for _ in range(renders):
                 # Writing styles MNIST lacks, added to training renders only.
-                strokes = vary(digit.label, digit.strokes, rng) if split == "train" else digit.strokes
+                strokes = digit.strokes
+                if split == "train":
+                    strokes = distort(vary(digit.label, strokes, rng), rng, config.stroke_distortion)
                 jobs.add(strokes, training_canvas_params(rng), digit.label, split)
         log(f"pen digits: {sum(d.writer_group not in held_back for d in pen)} for training; held out: "
             f"groups {', '.join(config.holdout_groups)} (measuring), {', '.join(config.calibration_groups)} "
@@ -197,7 +203,8 @@ def load_training_data(config: TrainingConfig, log=print) -> TrainingData:
                 split = "train"
             trained_chars += split == "train"
             for _ in range(config.renders_per_pen_char if split == "train" else 1):
-                jobs.add(char.strokes, training_canvas_params(rng), NOT_A_DIGIT_LABEL, split)
+                strokes = distort(char.strokes, rng, config.stroke_distortion) if split == "train" else char.strokes
+                jobs.add(strokes, training_canvas_params(rng), NOT_A_DIGIT_LABEL, split)
         sources.append({"name": "pen_chars", "file": Path(chars_path).name,
                         "sha256": datasets.sha256_of(chars_path),
                         "samples": trained_chars,
