@@ -56,11 +56,12 @@ def distort(strokes, rng: np.random.Generator, strength: float = 1.0) -> list:
     """The drawing's strokes (lists of [x, y] in the pen set's box) as another hand might place them.
 
     Returns new strokes of the same count and points per stroke, as floats.
-    Strength 0 returns the strokes unchanged.
+    Strength 0 (the training default) returns `strokes` itself and draws
+    nothing from `rng`, so training's renders are what they were without it.
     """
+    if strength <= 0 or not strokes:
+        return strokes
     arrays = [np.asarray(s, dtype=np.float64).reshape(-1, 2) for s in strokes]
-    if strength <= 0 or not arrays:
-        return [a.tolist() for a in arrays]
     everything = np.concatenate(arrays)
     low, high = everything.min(axis=0), everything.max(axis=0)
     # A flat dash has no height: size the changes by its length instead.
