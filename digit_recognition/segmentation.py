@@ -369,7 +369,7 @@ class _Sides:
 
     Cutting is tried at a dozen columns and between components; finding each
     side's components and box from the pixels every time cost about 3 ms for a
-    multi-stroke digit. One pass over the piece's columns gives, for every
+    digit as wide as tall. One pass over the piece's columns gives, for every
     column, the box of the ink left of it and right of it (running minima and
     maxima), and each component's first and last column.
     """
