@@ -102,11 +102,10 @@ def replaced(module, name: str, value):
         setattr(module, name, original)
 
 
-def wide_canvases(args, recognizer, measure) -> None:
+def wide_canvases(digits, recognizer, measure) -> None:
     """read_png on the page's number canvas, beside the same code with each
     change of the wide-canvas round undone in turn, same drawings, same run."""
     rng = np.random.default_rng(0)
-    digits = [d for d in load_pen_digits(args.pen_digits_path) if d.writer_group in HELD_OUT_WRITER_GROUPS]
 
     def drawings(count: int, height: int, style: str) -> list[bytes]:
         return [to_png_bytes(render_number([digits[i] for i in rng.integers(0, len(digits), count)], rng,
@@ -146,11 +145,10 @@ class ScannedSides:
         return segmentation._clipped(self.drawing, self.piece.ids, self.piece.x0 + k, self.piece.x1)
 
 
-def wide_digits(args, recognizer, measure) -> None:
+def wide_digits(digits, recognizer, measure) -> None:
     """read_png on single digits as wide as tall (segmentation weighs cutting
     them) and on numbers, beside each cut's sides scanned from the pixels."""
     rng = np.random.default_rng(1)
-    digits = [d for d in load_pen_digits(args.pen_digits_path) if d.writer_group in HELD_OUT_WRITER_GROUPS]
 
     def aspect(strokes):
         points = np.concatenate([np.asarray(s, dtype=float).reshape(-1, 2) for s in strokes])
@@ -231,8 +229,9 @@ def main() -> int:
                 line += f"   {baseline[0]}: {baseline[1]:.3f} ms ({figure / baseline[1]:.2f}x)"
             print(line)
 
-    wide_canvases(args, recognizer, measure)
-    wide_digits(args, recognizer, measure)
+    held_out = [d for d in load_pen_digits(args.pen_digits_path) if d.writer_group in HELD_OUT_WRITER_GROUPS]
+    wide_canvases(held_out, recognizer, measure)
+    wide_digits(held_out, recognizer, measure)
 
     print("\nrate-limit check alone, on a one-view app (the difference to no limit is its cost):")
     variants = ["no limit", "this app's (swept memory)", "limits' stock memory storage"]
